@@ -1,0 +1,84 @@
+"""Settings of the guestbook app: defaults, overridden by environment variables.
+
+One flat class, in the style of the Flask Mega-Tutorial's config.py: every setting is one
+``os.environ.get(NAME, default)`` line, so the whole configuration surface can be read at a glance.
+The values are read once, when this module is imported (at worker start-up); ``create_app`` then
+lets a test pass a mapping that overrides any of them.
+
+Two settings are derived after that merge, in ``database_url`` below: the password (a Docker secret
+file wins over the plain variable) and the SQLAlchemy URL (DATABASE_URL wins over the parts).
+"""
+
+import os
+import socket
+from collections.abc import Mapping
+
+from sqlalchemy import URL
+
+
+class Config:
+    # --- Database: where it is and who we are --------------------------------------------------
+    DB_HOST = os.environ.get("DB_HOST", "db")
+    DB_PORT = int(os.environ.get("DB_PORT", 5432))
+    DB_NAME = os.environ.get("DB_NAME", "guestbook")
+    # The least-privilege role made by db/initdb.d/20-app-role.sh: SELECT and INSERT only.
+    DB_USER = os.environ.get("DB_USER", "guestbook_app")
+    DB_PASSWORD = os.environ.get("DB_PASSWORD", "")
+    # Path of a file holding the password (a Compose secret, /run/secrets/...). Wins if set, so the
+    # password never has to appear in `docker inspect` output.
+    DB_PASSWORD_FILE = os.environ.get("DB_PASSWORD_FILE", "")
+    # A complete SQLAlchemy URL; wins over all the parts above (the tests use it).
+    DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+    # --- Connection pool (one per Gunicorn worker process) -------------------------------------
+    # Connections kept open, and extra ones allowed under a burst. With gthread workers a worker
+    # runs GUNICORN_THREADS requests at once, so pool size ~ threads keeps them from queueing.
+    DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", 4))
+    DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", 2))
+    # Seconds a request waits for a free pooled connection before giving up (-> 503).
+    DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", 5))
+    # Seconds to wait for a new TCP connection to PostgreSQL (libpq's connect_timeout).
+    DB_CONNECT_TIMEOUT = int(os.environ.get("DB_CONNECT_TIMEOUT", 3))
+    # Milliseconds any one SQL statement may run before PostgreSQL cancels it.
+    DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", 5000))
+
+    # --- HTTP -----------------------------------------------------------------------------------
+    # This node's name, sent in the X-App header and by /api/whoami. In a container the hostname is
+    # the container's (Compose sets it to the service name with `hostname:`).
+    NODE_NAME = os.environ.get("NODE_NAME", socket.gethostname())
+    # Largest request body accepted, in bytes; Flask answers 413 above it. A message is at most
+    # ~1 KB of JSON, so 16 KiB is generous while keeping a client from making us buffer megabytes.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 16384))
+    # How many proxies stand in front of the app and append to X-Forwarded-*: HAProxy and nginx.
+    # werkzeug's ProxyFix trusts exactly that many; 0 turns ProxyFix off (app reached directly).
+    PROXY_COUNT = int(os.environ.get("PROXY_COUNT", 2))
+
+    # --- Logging --------------------------------------------------------------------------------
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+
+
+def read_secret(path: str) -> str:
+    """The content of a secret file, without the trailing newline editors and `echo` add."""
+    with open(path, encoding="utf-8") as f:
+        return f.read().rstrip("\r\n")
+
+
+def database_url(config: Mapping) -> str | URL:
+    """The SQLAlchemy URL to connect with, from the merged configuration."""
+    if config.get("DATABASE_URL"):
+        return config["DATABASE_URL"]
+
+    password = config.get("DB_PASSWORD") or None
+    if config.get("DB_PASSWORD_FILE"):
+        password = read_secret(config["DB_PASSWORD_FILE"])
+
+    # URL.create quotes every part itself, so a password with '@' or '/' needs no escaping.
+    # "postgresql+psycopg" = the PostgreSQL dialect through the psycopg 3 driver.
+    return URL.create(
+        "postgresql+psycopg",
+        username=config["DB_USER"],
+        password=password,
+        host=config["DB_HOST"],
+        port=int(config["DB_PORT"]),
+        database=config["DB_NAME"],
+    )

@@ -1,0 +1,27 @@
+"""Health endpoints, for the load balancer, the orchestrator and people.
+
+- /api/healthz (liveness): the process is up and answering HTTP. It touches nothing else, so a
+  database outage never makes every app node look dead at once (and get restarted for nothing).
+- /api/readyz (readiness): this node can do useful work, i.e. it can reach the database.
+"""
+
+from flask import Blueprint
+from sqlalchemy import text
+
+from .db import get_engine
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    # A connection from the pool (pre-pinged) and the cheapest possible query. If the database is
+    # unreachable this raises, and errors.py turns it into 503 {"error": "database unavailable"}.
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return {"status": "ready"}

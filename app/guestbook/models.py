@@ -1,0 +1,44 @@
+"""The tables the app reads and writes, as typed SQLAlchemy 2.0 classes.
+
+The schema itself belongs to the database tier (db/initdb.d/10-schema.sql) and is created there, by
+the table's owner. The app's role may not create tables, so these classes only describe the table
+to SQLAlchemy; they must match the SQL file, and nothing here ever runs CREATE TABLE.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Identity, String, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Limits shared with the schema's varchar sizes, and used by the API's validation.
+AUTHOR_MAX = 80
+TEXT_MAX = 1000
+IDEMPOTENCY_KEY_MAX = 200
+# The largest bigint: no id is larger, and PostgreSQL refuses to compare a bigint with a larger one.
+ID_MAX = 2**63 - 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    # GENERATED ALWAYS AS IDENTITY: PostgreSQL numbers the rows; INSERTs never send an id.
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    author: Mapped[str] = mapped_column(String(AUTHOR_MAX))
+    text: Mapped[str] = mapped_column(String(TEXT_MAX))
+    # Set by the database (DEFAULT now()), so every app node stamps rows with the same clock.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The client's Idempotency-Key header, if it sent one (UNIQUE; NULL otherwise).
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX), unique=True)
+
+    def to_json(self) -> dict:
+        """The public representation: the idempotency key is the client's business, not shown."""
+        return {
+            "id": self.id,
+            "author": self.author,
+            "text": self.text,
+            "created_at": self.created_at.isoformat(),
+        }

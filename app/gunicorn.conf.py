@@ -1,0 +1,84 @@
+# gunicorn.conf.py - how Gunicorn 23 serves the guestbook app on an app node.
+#
+# Gunicorn reads this file as Python at start-up (see the CMD in app/Dockerfile):
+#     gunicorn --config /app/gunicorn.conf.py "guestbook:create_app()"
+# Each setting below says what it does, why it has this value, and Gunicorn's default.
+# Settings a benchmark may want to vary are read from environment variables (GUNICORN_*), so a
+# different setup needs no new image:  docker compose run -e GUNICORN_WORKERS=4 ...
+# Full reference: https://docs.gunicorn.org/en/stable/settings.html
+
+import os
+
+# --- Server socket ---------------------------------------------------------------------------
+
+# Listen on every interface of the container, port 8000 (default 127.0.0.1:8000, which nginx in
+# another container could not reach). Which containers can reach it is decided by the Docker
+# network: only the web tier shares the web_app network.
+bind = "0.0.0.0:8000"
+
+# --- Worker processes ------------------------------------------------------------------------
+
+# Worker processes (default 1). Each is a separate Python process with its own interpreter lock,
+# its own app and its own database pool, so processes are what use several CPU cores. The usual
+# advice is 2-4 per core; 2 suits the small teaching machine, where two app nodes share 2 cores.
+workers = int(os.environ.get("GUNICORN_WORKERS", 2))
+
+# The kind of worker (default "sync"). Most of a request's time is spent waiting for PostgreSQL.
+# - "sync": one request at a time per worker; while it waits on the database, the worker idles
+#   and every other request queues behind it.
+# - "gthread": each worker runs `threads` requests at once in a thread pool; while one thread
+#   waits on the database (the interpreter lock is released during I/O), another runs. That
+#   overlaps the waits, with ordinary blocking code and no changes to the app.
+# - "gevent" would be the alternative for many more concurrent, mostly idle connections
+#   (green threads, monkey-patched I/O), at the price of an extra package and patching psycopg.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+
+# Threads per gthread worker (default 1). 4 threads x 2 workers = 8 requests in progress per node.
+# Keep the database pool (DB_POOL_SIZE, 4 by default) at least this large, or threads queue for a
+# connection instead of for the CPU.
+# Note for benchmarks: Gunicorn quietly turns a "sync" worker with threads > 1 into "gthread", so
+# to measure real sync workers set GUNICORN_WORKER_CLASS=sync *and* GUNICORN_THREADS=1.
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+
+# Seconds an idle keep-alive connection stays open (default 2). nginx keeps idle connections to
+# the app open for up to 60 s (keepalive_timeout in nginx/conf.d/upstream-app.conf) and reuses
+# them. If Gunicorn closed first, nginx could send a request on a connection Gunicorn is closing
+# at that very moment, and get an error. 75 > 60, so it is always nginx that closes an idle one.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 75))
+
+# Seconds a worker may be silent before the master kills and replaces it (default 30). A worker
+# stuck this long is broken; requests themselves are bounded much earlier by the database's
+# statement_timeout (5 s) and nginx's proxy_read_timeout (35 s, slightly above this).
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+
+# Seconds workers get to finish in-flight requests after SIGTERM (`docker stop`) before being
+# killed (default 30). No new connections are accepted meanwhile. 20 s is well above any normal
+# request, and below Compose's stop_grace_period (25 s), after which Docker sends SIGKILL.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 20))
+
+# Where workers touch their heartbeat file for the master (default: the system temp directory).
+# /dev/shm is a memory filesystem: on a container's overlay disk a slow write could stall a worker
+# until the master thinks it is dead.
+worker_tmp_dir = "/dev/shm"
+
+# Load the app in the master before forking the workers (default False)? No: the app opens a
+# database pool in create_app. Built before the fork, every worker would inherit the same open
+# sockets, and two processes talking over one PostgreSQL connection corrupt each other's traffic.
+# Loading in each worker gives each its own engine and pool (see guestbook/db.py).
+preload_app = False
+
+# --- Logging ---------------------------------------------------------------------------------
+
+# Access log to stdout and error log to stderr ("-"), where Docker collects them (defaults: no
+# access log; error log to stderr).
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+
+# One access log line per request (default: Apache's combined format). Besides the usual fields:
+#   rid=      the request id HAProxy made (X-Request-ID request header): the same id is in the
+#             HAProxy and nginx logs, so one request can be followed through every tier
+#   app=      this node's name (the X-App response header)
+#   %(s)s     the status this node answered
+#   %(M)s ms  how long the app took, in milliseconds (compare with nginx's upstream_response_time)
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s rid=%({x-request-id}i)s app=%({x-app}o)s %(M)sms'
