@@ -13,9 +13,11 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 # Tests run a separate copy of the stack under this project name and these ports, so they never
 # touch a stack started by `make up`.
-TEST_ENV := COMPOSE_PROJECT_NAME=fourtier-test LB_HTTP_PORT=18080 LB_STATS_PORT=18404
+TEST_ENV := COMPOSE_PROJECT_NAME=fourtier-test LB_NET_PREFIX=10.213.241 \
+            LB_HTTP_PORT=18080 LB_STATS_PORT=18404 LB2_HTTP_PORT=18081 LB2_STATS_PORT=18405
 
-.PHONY: help up down clean ps logs images prerequisites lint check-configs test test-unit test-integration
+.PHONY: help up down clean ps logs images prerequisites lint check-configs test test-unit \
+        test-integration test-failover test-stack failover-demo rolling-restart vip
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,14 +63,41 @@ lint: $(VENV)/.installed ## Python linters: ruff check and ruff format --check
 
 check-configs: images ## Check the server configs: docker compose config, haproxy -c, nginx -t
 	$(COMPOSE) config --quiet && echo "docker compose config: OK"
-	docker run --rm fourtier/lb:latest haproxy -c -f /etc/haproxy/haproxy.cfg
+	@# haproxy.cfg reads the LB nodes' addresses from the environment, as docker-compose.yml sets it.
+	docker run --rm --hostname lb1 -e LB1_IP=10.0.0.11 -e LB2_IP=10.0.0.12 --entrypoint haproxy \
+	    fourtier/lb:latest -c -f /etc/haproxy/haproxy.cfg
+	docker run --rm --entrypoint sh -e NODE_NAME=lb1 -e VRRP_PRIORITY=150 -e SELF_IP=10.0.0.11 \
+	    -e PEER_IP=10.0.0.12 -e VIP=10.0.0.10 fourtier/lb:latest -c \
+	    'envsubst < /etc/keepalived/keepalived.conf.template > /tmp/k.conf && keepalived --config-test --use-file /tmp/k.conf' \
+	    && echo "keepalived --config-test: OK"
 	@# nginx -t resolves the upstream names; outside the stack they are given a dummy address.
 	docker run --rm --add-host app1:127.0.0.1 --add-host app2:127.0.0.1 fourtier/web:latest nginx -t
 
 test-unit: $(VENV)/.installed images ## Unit tests of the app against a real PostgreSQL (testcontainers)
-	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest tests/unit
+	$(PY) -m pytest tests/unit
 
 test-integration: $(VENV)/.installed images ## Integration tests on the whole running stack
-	$(TEST_ENV) TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest tests/integration
+	$(TEST_ENV) $(PY) -m pytest tests/integration
 
-test: lint check-configs test-unit test-integration ## Everything: linters, config checks, unit and integration tests
+test-failover: $(VENV)/.installed images ## Failover scenarios under load (kill, drain, reload, restart)
+	$(TEST_ENV) $(PY) -m pytest -s tests/failover
+
+# Integration and failover tests share one stack, started once.
+test-stack: $(VENV)/.installed images
+	$(TEST_ENV) $(PY) -m pytest -s tests/integration tests/failover
+
+test: lint check-configs test-unit test-stack ## Everything: linters, config checks, unit, integration and failover tests
+
+failover-demo: $(VENV)/.installed ## Run failover scenarios on the `make up` stack, print timelines (SCENARIO=kill_app|graceful|kill_web|drain|reload|vip|database|rolling)
+	FOURTIER_REUSE_STACK=1 COMPOSE_PROJECT_NAME=fourtier LB_NET_PREFIX=$${LB_NET_PREFIX:-10.213.240} \
+	LB_HTTP_PORT=$${LB_HTTP_PORT:-8080} LB_STATS_PORT=$${LB_STATS_PORT:-8404} \
+	LB2_HTTP_PORT=$${LB2_HTTP_PORT:-8081} LB2_STATS_PORT=$${LB2_STATS_PORT:-8405} \
+	$(PY) -m pytest -s -q -p no:warnings tests/failover -k "$(SCENARIO)"
+
+rolling-restart: ## Restart every replicated tier one node at a time, with no client-visible error
+	scripts/rolling-restart.sh
+
+vip: ## Show which load balancer holds the virtual IP
+	@for lb in lb1 lb2; do \
+	  $(COMPOSE) exec -T $$lb sh -c 'ip -4 -o addr show dev eth0 | grep -q " $$VIP/" && echo "$$(hostname) holds the VIP $$VIP" || echo "$$(hostname) is backup"'; \
+	done

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import db, errors, health, logs, messages, nodes, whoami
+from . import breaker, db, errors, health, logs, messages, nodes, whoami
 from .config import Config
 
 
@@ -32,6 +32,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     if app.config["PROXY_COUNT"] > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1)
 
+    breaker.init_app(app)
     db.init_app(app)
     errors.init_app(app)
     nodes.init_app(app)

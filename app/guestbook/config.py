@@ -39,6 +39,9 @@ class Config:
     DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", 5))
     # Seconds to wait for a new TCP connection to PostgreSQL (libpq's connect_timeout).
     DB_CONNECT_TIMEOUT = int(os.environ.get("DB_CONNECT_TIMEOUT", 3))
+    # Seconds during which requests get an immediate 503 after a failed connection, before the
+    # database is tried again (breaker.py).
+    DB_RETRY_INTERVAL = float(os.environ.get("DB_RETRY_INTERVAL", 0.5))
     # Milliseconds any one SQL statement may run before PostgreSQL cancels it.
     DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", 5000))
 

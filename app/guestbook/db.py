@@ -11,6 +11,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
+from .breaker import get_breaker
 from .config import database_url
 
 ENGINE_KEY = "guestbook.engine"
@@ -54,6 +55,8 @@ def get_engine() -> Engine:
 def get_session() -> Session:
     """The session of the current request, opened on first use (like flaskr's get_db)."""
     if "db_session" not in g:
+        # While the database is known to be down, answer 503 at once (breaker.py).
+        get_breaker().check()
         # expire_on_commit=False: after commit the objects keep their loaded values, so a stored
         # message can be turned into JSON without a second SELECT.
         g.db_session = Session(get_engine(), expire_on_commit=False)

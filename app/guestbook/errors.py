@@ -9,10 +9,13 @@ Three kinds of failure, three handlers:
 
 import logging
 
+import psycopg
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
+
+from .breaker import DatabaseUnavailable, get_breaker
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ def init_app(app: Flask) -> None:
     # here and every other exception goes to handle_unexpected.
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(PoolTimeoutError, handle_database_error)
+    app.register_error_handler(DatabaseUnavailable, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)
 
 
@@ -62,15 +66,25 @@ def is_unavailable(e: Exception) -> bool:
     refused or lost connections, no free pooled connection in time, and statements cancelled by
     statement_timeout (psycopg reports those as OperationalError too)."""
     return (
-        isinstance(e, OperationalError | InterfaceError | PoolTimeoutError)
+        isinstance(e, OperationalError | InterfaceError | PoolTimeoutError | DatabaseUnavailable)
         # Any other driver error that broke the connection (SQLAlchemy sets the flag).
         or getattr(e, "connection_invalidated", False)
+    )
+
+
+def is_connection_failure(e: Exception) -> bool:
+    """True when the database could not be reached at all (not a slow or cancelled statement,
+    not a busy pool): the case in which the breaker stops trying for a moment."""
+    return isinstance(e, OperationalError | InterfaceError) and not isinstance(
+        getattr(e, "orig", None), psycopg.errors.QueryCanceled
     )
 
 
 def handle_database_error(e: Exception):
     if not is_unavailable(e):
         return handle_unexpected(e)
+    if is_connection_failure(e):
+        get_breaker().trip()
     # Not our bug and not the client's: no traceback, one line naming the cause.
     log.warning(
         "database unavailable: %s %s (request id %s): %s",

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from .conftest import Stack
+from tests.stack import Stack
 
 
 def assert_json_error(response, status: int, mentions: str = "") -> None:

@@ -1,7 +1,7 @@
 """The database goes away and comes back: clear JSON 503s meanwhile, full service afterwards,
 and every message acknowledged before the outage is still there."""
 
-from .conftest import Stack, wait_until
+from tests.stack import Stack, wait_until
 
 
 def test_database_down_gives_json_503_then_recovers(stack: Stack) -> None:

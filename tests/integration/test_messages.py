@@ -2,7 +2,7 @@
 
 import uuid
 
-from .conftest import Stack
+from tests.stack import Stack
 
 
 def test_posted_message_is_read_back_by_id_and_in_the_list(stack: Stack) -> None:

@@ -1,6 +1,6 @@
 """Static requests stop at the web tier; dynamic ones travel lb -> web -> app (-> db)."""
 
-from .conftest import Stack, wait_until
+from tests.stack import Stack, wait_until
 
 
 def test_landing_page_is_static_html_served_by_a_web_node(stack: Stack) -> None:

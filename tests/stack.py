@@ -1,14 +1,14 @@
-"""End-to-end fixtures: the whole stack, up once per test session, driven over HTTP like a client.
+"""The running stack as the tests see it: its addresses, and operations on its containers.
 
-The stack runs under its own Compose project name and ports (set by `make test-integration`, with
-the same defaults here), so it never touches a stack started by `make up`. Traffic goes only to
-127.0.0.1, where the load balancer is published.
+The test stack runs under its own Compose project name, ports and LB subnet (set by the Makefile,
+with the same defaults here), so it never touches a stack started by `make up`. Traffic goes only
+to 127.0.0.1, where the load balancers are published, and to the stack's own virtual IP.
 """
 
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,12 +17,15 @@ import requests
 os.environ.setdefault("COMPOSE_PROJECT_NAME", "fourtier-test")
 os.environ.setdefault("LB_HTTP_PORT", "18080")
 os.environ.setdefault("LB_STATS_PORT", "18404")
+os.environ.setdefault("LB2_HTTP_PORT", "18081")
+os.environ.setdefault("LB2_STATS_PORT", "18405")
+os.environ.setdefault("LB_NET_PREFIX", "10.213.241")
 # testcontainers' reaper image (Ryuk) can't be pulled here; the fixture tears down itself.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from testcontainers.compose import DockerCompose  # noqa: E402  (reads the environment above)
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Stack:
@@ -31,8 +34,13 @@ class Stack:
     def __init__(self, compose: DockerCompose) -> None:
         self.compose = compose
         self.project = os.environ["COMPOSE_PROJECT_NAME"]
+        # lb1 and lb2 as published on the loopback, and the virtual IP that either may hold.
         self.url = f"http://127.0.0.1:{os.environ['LB_HTTP_PORT']}"
         self.stats_url = f"http://127.0.0.1:{os.environ['LB_STATS_PORT']}"
+        self.lb2_url = f"http://127.0.0.1:{os.environ['LB2_HTTP_PORT']}"
+        self.lb2_stats_url = f"http://127.0.0.1:{os.environ['LB2_STATS_PORT']}"
+        self.vip = f"{os.environ['LB_NET_PREFIX']}.10"
+        self.vip_url = f"http://{self.vip}:8080"
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return requests.get(self.url + path, timeout=10, **kwargs)
@@ -72,9 +80,32 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
     return time.monotonic() - start
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    subprocess.run([str(ROOT / "scripts" / "make-secrets.sh")], check=True)
-    compose = DockerCompose(ROOT, compose_file_name="docker-compose.yml", build=True, wait=True)
-    with compose:
-        yield Stack(compose)
+def haproxy_command(stack: Stack, lb: str, command: str) -> str:
+    """Send one command to an LB node's HAProxy runtime API (the admin socket) and return the
+    answer, e.g. `show stat`, `set server web/web1 state drain`."""
+    result = stack.exec(
+        lb, "sh", "-c", f"echo '{command}' | socat stdio /var/run/haproxy/admin.sock"
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def server_status(stack: Stack, lb: str, backend: str, server: str) -> str:
+    """A server's status as `lb` sees it: UP, DOWN, DRAIN, MAINT, ... (from `show stat`)."""
+    lines = haproxy_command(stack, lb, "show stat").splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=False))
+        if row.get("pxname") == backend and row.get("svname") == server:
+            return row["status"]
+    raise AssertionError(f"{backend}/{server} not in {lb}'s stats")
+
+
+def vip_holders(stack: Stack) -> list[str]:
+    """The LB nodes that have the virtual IP on their interface right now."""
+    holders = []
+    for lb in ("lb1", "lb2"):
+        result = stack.exec(lb, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+        if f" {stack.vip}/" in result.stdout:
+            holders.append(lb)
+    return holders

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# rolling-restart.sh - restart every replicated tier one node at a time, with no client-visible
+# error (`make rolling-restart`; the failover tests run it under load).
+#
+#   load balancers  the backup first (it carries no traffic), then the VIP holder: its entrypoint
+#                   hands the VIP to the other node before HAProxy stops, and waits for open
+#                   connections to finish;
+#   web servers     drained in HAProxy first (no new requests), restarted once idle, then put back;
+#   app servers     restarted gracefully: Gunicorn finishes in-flight requests, and nginx sends new
+#                   ones to the other node meanwhile (connection refused = try the next upstream).
+# The database is a single node: restarting it is an outage (see scenario 7 of tests/failover).
+#
+# Usage: rolling-restart.sh [lb] [web] [app]   (default: all three, in that order)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+compose=(docker compose)
+
+say() { printf '%(%H:%M:%S)T rolling-restart: %s\n' -1 "$*"; }
+
+# Run a command on an LB node's HAProxy runtime API.
+haproxy_api() { "${compose[@]}" exec -T "$1" sh -c "echo '$2' | socat stdio /var/run/haproxy/admin.sock"; }
+
+# Restart one service and return once Docker reports it healthy again.
+restart_and_wait() {
+  say "restarting $1"
+  "${compose[@]}" restart "$1" >/dev/null
+  "${compose[@]}" up --detach --wait --no-deps --no-recreate "$1" >/dev/null 2>&1
+  say "$1 is healthy"
+}
+
+vip_holder() {
+  for lb in lb1 lb2; do
+    if "${compose[@]}" exec -T "$lb" ip -4 -o addr show dev eth0 | grep -q " ${VIP:-}/"; then echo "$lb"; fi
+  done
+}
+
+# Wait until both web nodes send requests to app node $1 again. nginx leaves a node that refused
+# connections out for `fail_timeout` (5 s), and open-source nginx has no API to ask: so we ask
+# through the traffic itself, until a few /api/whoami calls through each web node reach $1.
+wait_in_rotation() {
+  for web in web1 web2; do
+    for _ in $(seq 1 100); do
+      answers=$("${compose[@]}" exec -T "$web" sh -c \
+        'for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/api/whoami; echo; done')
+      grep -q "\"app\":\"$1\"" <<<"$answers" && break
+      sleep 0.2
+    done
+  done
+  say "$1 is back in rotation on web1 and web2"
+}
+
+restart_lbs() {
+  VIP=$("${compose[@]}" exec -T lb1 printenv VIP)
+  holder=$(vip_holder | head -n 1)
+  backup=$([ "$holder" = lb1 ] && echo lb2 || echo lb1)
+  say "VIP $VIP is on ${holder:-nobody}; restarting the backup $backup first"
+  restart_and_wait "$backup"
+  restart_and_wait "${holder:-lb1}"
+}
+
+restart_webs() {
+  for web in web1 web2; do
+    say "draining $web on both load balancers"
+    for lb in lb1 lb2; do haproxy_api "$lb" "set server web/$web state drain" >/dev/null; done
+    # Wait (at most 30 s) until neither LB has a request in progress on it (`show servers conn`
+    # would do too; `show stat` field 5 is scur, the current sessions).
+    for _ in $(seq 1 150); do
+      busy=0
+      for lb in lb1 lb2; do
+        sessions=$(haproxy_api "$lb" "show stat" | awk -F, -v s="$web" '$1=="web" && $2==s {print $5}')
+        [ "${sessions:-0}" -eq 0 ] || busy=1
+      done
+      [ "$busy" -eq 0 ] && break
+      sleep 0.2
+    done
+    restart_and_wait "$web"
+    for lb in lb1 lb2; do haproxy_api "$lb" "set server web/$web state ready" >/dev/null; done
+    # Back in rotation once both LBs' health checks see it UP (rise 2 x inter 1s).
+    for _ in $(seq 1 50); do
+      up=0
+      for lb in lb1 lb2; do
+        status=$(haproxy_api "$lb" "show stat" | awk -F, -v s="$web" '$1=="web" && $2==s {print $18}')
+        [ "$status" = UP ] && up=$((up + 1))
+      done
+      [ "$up" -eq 2 ] && break
+      sleep 0.2
+    done
+    say "$web is back in rotation"
+  done
+}
+
+restart_apps() {
+  for app in app1 app2; do
+    restart_and_wait "$app"
+    wait_in_rotation "$app"
+  done
+}
+
+tiers=("$@")
+[ ${#tiers[@]} -gt 0 ] || tiers=(lb web app)
+for tier in "${tiers[@]}"; do
+  case "$tier" in
+    lb) restart_lbs ;;
+    web) restart_webs ;;
+    app) restart_apps ;;
+    *) echo "usage: $0 [lb] [web] [app]" >&2; exit 2 ;;
+  esac
+done
+say "done"

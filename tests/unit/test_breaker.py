@@ -1,0 +1,63 @@
+"""The breaker: after a failed connection, requests get their 503 without trying the database,
+until DB_RETRY_INTERVAL has passed; then the database is tried again."""
+
+from flask import Flask
+from guestbook.breaker import BREAKER_KEY
+from sqlalchemy import URL, event
+
+from .conftest import DB_NAME, HOST, closed_port, dispose, make_app
+
+
+def offline_app(**config) -> Flask:
+    url = f"postgresql+psycopg://guestbook_app:x@{HOST}:{closed_port()}/{DB_NAME}"
+    return make_app(DATABASE_URL=url, DB_CONNECT_TIMEOUT=1, **config)
+
+
+def connection_attempts(app: Flask) -> list[int]:
+    """Count the engine's connection attempts, through SQLAlchemy's connect hook."""
+    attempts: list[int] = []
+    engine = app.extensions["guestbook.engine"]
+    event.listen(engine, "do_connect", lambda *args: attempts.append(1))
+    return attempts
+
+
+def test_failed_connection_opens_the_breaker_and_later_requests_skip_the_database() -> None:
+    app = offline_app(DB_RETRY_INTERVAL=60)
+    attempts = connection_attempts(app)
+    client = app.test_client()
+    try:
+        first = client.get("/api/messages")
+        assert first.status_code == 503
+        assert len(attempts) == 1
+        for _ in range(5):
+            again = client.get("/api/messages")
+            assert again.status_code == 503
+            assert again.get_json() == {"error": "database unavailable"}
+        assert len(attempts) == 1  # none of the five tried the database
+    finally:
+        dispose(app)
+
+
+def test_after_the_retry_interval_the_database_is_tried_again() -> None:
+    app = offline_app(DB_RETRY_INTERVAL=0)
+    attempts = connection_attempts(app)
+    client = app.test_client()
+    try:
+        for _ in range(3):
+            assert client.get("/api/messages").status_code == 503
+        assert len(attempts) == 3
+    finally:
+        dispose(app)
+
+
+def test_a_tripped_breaker_lets_requests_through_once_its_interval_is_over(
+    clean_db: None, app_db_url: URL
+) -> None:
+    app = make_app(
+        DATABASE_URL=app_db_url.render_as_string(hide_password=False), DB_RETRY_INTERVAL=0
+    )
+    try:
+        app.extensions[BREAKER_KEY].trip()  # as after a failure; an interval of 0 has passed
+        assert app.test_client().get("/api/messages").status_code == 200
+    finally:
+        dispose(app)
