@@ -101,3 +101,34 @@ vip: ## Show which load balancer holds the virtual IP
 	@for lb in lb1 lb2; do \
 	  $(COMPOSE) exec -T $$lb sh -c 'ip -4 -o addr show dev eth0 | grep -q " $$VIP/" && echo "$$(hostname) holds the VIP $$VIP" || echo "$$(hostname) is backup"'; \
 	done
+
+# --- Load tests (loadtests/; README "Load testing") ------------------------------------------
+# A separate copy of the stack (project fourtier-bench, LB on 28080/28404, web1/app1/db on
+# 127.0.0.1:29080/29000/29432, subnet 10.213.242.0/24), brought up and taken down by the harness.
+CONFIG   ?= default
+CONFIGS  ?= tutorial-default default
+REPEATS  ?= 3
+SCENARIOS ?=
+LOAD     := $(PY) -m loadtests.harness
+
+.PHONY: loadtest compare loadtest-list test-loadtest wrk
+
+wrk: ## Install wrk (the C load tool that calibrates Locust) if it is missing
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk is missing: run  sudo apt-get install wrk" >&2; exit 1; fi; }
+
+loadtest: $(VENV)/.installed images wrk ## Every tier's throughput with Locust, calibrated by wrk/pgbench (CONFIG=, DURATION=20)
+	$(LOAD) loadtest --config $(CONFIG) --duration $(or $(DURATION),20) --scenarios "$(SCENARIOS)"
+
+compare: $(VENV)/.installed images ## Configurations side by side: CONFIGS="tutorial-default default" REPEATS=3 DURATION=10
+	$(LOAD) compare --configs "$(CONFIGS)" --repeats $(REPEATS) --duration $(or $(DURATION),10) --scenarios "$(SCENARIOS)"
+
+loadtest-list: $(VENV)/.installed ## List the load-test scenarios and configurations
+	$(LOAD) list
+
+test-loadtest: $(VENV)/.installed images wrk ## Smoke run of the load-test harness (3 s per scenario)
+	$(PY) -m pytest -s tests/loadtest
+
+# `make test` runs the harness's smoke run too, after the other tests.
+test: test-loadtest

@@ -9,6 +9,11 @@
 # Without VIP (the VIP variable empty), only HAProxy runs.
 set -euo pipefail
 
+# -W: master-worker mode: a master process supervises the worker, and a `reload` on the master
+#     CLI starts a new worker on the same listening sockets while the old one finishes its
+#     connections (a hitless reload).
+# -db: stay in the foreground, logs to stdout.
+# -S: the master CLI socket (`echo reload | socat stdio /var/run/haproxy/master.sock`).
 haproxy_cmd=(haproxy -W -db -f /etc/haproxy/haproxy.cfg -S /var/run/haproxy/master.sock)
 
 if [ -z "${VIP:-}" ]; then

@@ -17,6 +17,12 @@ compose=(docker compose)
 
 say() { printf '%(%H:%M:%S)T rolling-restart: %s\n' -1 "$*"; }
 
+# Poll (every 0.2 s, at most 30 s) until a command succeeds.
+poll() {
+  for _ in $(seq 1 150); do "$@" && return 0; sleep 0.2; done
+  say "gave up waiting for: $*"; return 1
+}
+
 # Run a command on an LB node's HAProxy runtime API.
 haproxy_api() { "${compose[@]}" exec -T "$1" sh -c "echo '$2' | socat stdio /var/run/haproxy/admin.sock"; }
 
@@ -29,23 +35,24 @@ restart_and_wait() {
 }
 
 vip_holder() {
+  local addresses
   for lb in lb1 lb2; do
-    if "${compose[@]}" exec -T "$lb" ip -4 -o addr show dev eth0 | grep -q " ${VIP:-}/"; then echo "$lb"; fi
+    addresses=$("${compose[@]}" exec -T "$lb" ip -4 -o addr show dev eth0)
+    if grep -q " ${VIP:-}/" <<<"$addresses"; then echo "$lb"; fi
   done
 }
 
 # Wait until both web nodes send requests to app node $1 again. nginx leaves a node that refused
 # connections out for `fail_timeout` (5 s), and open-source nginx has no API to ask: so we ask
 # through the traffic itself, until a few /api/whoami calls through each web node reach $1.
+reaches_app() {
+  local answers
+  answers=$("${compose[@]}" exec -T "$1" sh -c \
+    'for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/api/whoami; echo; done')
+  grep -q "\"app\":\"$2\"" <<<"$answers"
+}
 wait_in_rotation() {
-  for web in web1 web2; do
-    for _ in $(seq 1 100); do
-      answers=$("${compose[@]}" exec -T "$web" sh -c \
-        'for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/api/whoami; echo; done')
-      grep -q "\"app\":\"$1\"" <<<"$answers" && break
-      sleep 0.2
-    done
-  done
+  for web in web1 web2; do poll reaches_app "$web" "$1"; done
   say "$1 is back in rotation on web1 and web2"
 }
 
@@ -58,33 +65,26 @@ restart_lbs() {
   restart_and_wait "${holder:-lb1}"
 }
 
+# A web server's column in `show stat` on both LBs, one value per line: column 5 is scur (the
+# requests in progress on it), column 18 its status (UP, DOWN, DRAIN, ...).
+web_stat_on_both_lbs() {
+  for lb in lb1 lb2; do
+    haproxy_api "$lb" "show stat" | awk -F, -v s="$1" -v c="$2" '$1=="web" && $2==s {print $c}'
+  done
+}
+
+idle_on_both_lbs() { [ "$(web_stat_on_both_lbs "$1" 5 | sort -u)" = 0 ]; }
+up_on_both_lbs() { [ "$(web_stat_on_both_lbs "$1" 18 | sort -u)" = UP ]; }
+
 restart_webs() {
   for web in web1 web2; do
     say "draining $web on both load balancers"
     for lb in lb1 lb2; do haproxy_api "$lb" "set server web/$web state drain" >/dev/null; done
-    # Wait (at most 30 s) until neither LB has a request in progress on it (`show servers conn`
-    # would do too; `show stat` field 5 is scur, the current sessions).
-    for _ in $(seq 1 150); do
-      busy=0
-      for lb in lb1 lb2; do
-        sessions=$(haproxy_api "$lb" "show stat" | awk -F, -v s="$web" '$1=="web" && $2==s {print $5}')
-        [ "${sessions:-0}" -eq 0 ] || busy=1
-      done
-      [ "$busy" -eq 0 ] && break
-      sleep 0.2
-    done
+    poll idle_on_both_lbs "$web"
     restart_and_wait "$web"
     for lb in lb1 lb2; do haproxy_api "$lb" "set server web/$web state ready" >/dev/null; done
-    # Back in rotation once both LBs' health checks see it UP (rise 2 x inter 1s).
-    for _ in $(seq 1 50); do
-      up=0
-      for lb in lb1 lb2; do
-        status=$(haproxy_api "$lb" "show stat" | awk -F, -v s="$web" '$1=="web" && $2==s {print $18}')
-        [ "$status" = UP ] && up=$((up + 1))
-      done
-      [ "$up" -eq 2 ] && break
-      sleep 0.2
-    done
+    # Back in rotation once both LBs' health checks see it UP (rise 2 x inter 0.5 s).
+    poll up_on_both_lbs "$web"
     say "$web is back in rotation"
   done
 }

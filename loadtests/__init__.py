@@ -1,0 +1,1 @@
+"""fourtier's load tests: Locust scenarios per tier, calibration, comparisons (see README)."""

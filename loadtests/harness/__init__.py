@@ -1,0 +1,1 @@
+"""The harness behind `make loadtest` and `make compare`: stacks, runs, calibration, reports."""

@@ -1,0 +1,123 @@
+"""The same load from a tool written in C, to tell the system's limit from Locust's.
+
+HTTP scenarios: wrk (Debian's package), with as many connections as the scenario has users, two
+threads, the same URL; the database-bound mix through loadtests/wrk/messages.lua. The database
+scenario: pgbench from the db image (the same PostgreSQL version as the server), run with the
+host's network so that it too connects to 127.0.0.1, with the same two statements in the same
+4:1 proportion, prepared, one connection per Locust user. If the C tool gets much more out of a
+tier than Locust did, the figure was Locust's limit, not the tier's.
+"""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from ..locustfiles import targets
+from . import measure
+from .scenarios import Scenario
+from .stack import ROOT, SECRET, Stack
+
+WRK_DIR = ROOT / "loadtests" / "wrk"
+GET_PATHS = {
+    "static": targets.STATIC_PATH,
+    "whoami": targets.WHOAMI_PATH,
+    "ceiling": targets.CEILING_PATH,
+}
+TIMEOUT = "10s"  # wrk's default (2s) would count slow answers of an overloaded tier as errors
+
+
+def wrk_missing() -> bool:
+    return shutil.which("wrk") is None
+
+
+def run(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict | None:
+    if scenario.tag == "database":
+        return pgbench(scenario, stack, seconds, out)
+    if wrk_missing():
+        return None
+    host = scenario.host(stack.ports)
+    cmd = ["wrk", "-t", "2", "-c", str(scenario.users), "-d", f"{seconds}s", "--timeout", TIMEOUT]
+    env = {}
+    if scenario.tag == "messages":
+        cmd += ["-s", str(WRK_DIR / "messages.lua"), host]
+        env = {
+            "WRK_LIST_PATH": targets.LIST_PATH,
+            "WRK_POST_PATH": targets.MESSAGES_PATH,
+            "WRK_BODY": json.dumps(targets.MESSAGE),
+            "WRK_READ_WEIGHT": str(targets.READ_WEIGHT),
+            "WRK_WRITE_WEIGHT": str(targets.WRITE_WEIGHT),
+        }
+    else:
+        cmd += ["-s", str(WRK_DIR / "report.lua"), host + GET_PATHS[scenario.tag]]
+    print(
+        f"   wrk     {scenario.name:<18} {seconds}s, {scenario.users} connections ...", flush=True
+    )
+    m = measure.run(cmd, seconds, env=env)
+    (out / f"{scenario.name}.wrk.txt").write_text(m.stdout + m.stderr)
+    line = next((x for x in m.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if line is None:
+        return {"tool": "wrk", "rps": 0.0, "error": (m.stderr or m.stdout)[-300:]}
+    r = json.loads(line.removeprefix("WRK_JSON "))
+    return {
+        "tool": "wrk",
+        "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
+        "p50_ms": r["p50_ms"],
+        "p95_ms": r["p95_ms"],
+        "p99_ms": r["p99_ms"],
+        "fail_pct": round(100 * r["errors"] / r["requests"], 2) if r["requests"] else 100.0,
+        "cpu_cores": round(m.cpu_cores, 2),
+    }
+
+
+def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict:
+    """pgbench with the Locust DatabaseUser's statements, from the db image, on 127.0.0.1."""
+    scripts = out / f"{scenario.name}.pgbench"
+    scripts.mkdir(exist_ok=True)
+    author, text = (targets.MESSAGE[k].replace("'", "''") for k in ("author", "text"))
+    (scripts / "read.sql").write_text(targets.SELECT_NEWEST + ";\n")
+    (scripts / "write.sql").write_text(
+        targets.INSERT_MESSAGE % (f"'{author}'", f"'{text}'") + ";\n"
+    )
+    os.chmod(scripts, 0o777)  # pgbench writes its per-transaction log here, as the image's user
+    image = "fourtier/db:latest"
+    cmd = ["docker", "run", "--rm", "--network", "host", "-e", "PGPASSWORD", "-v", f"{scripts}:/w"]
+    cmd += ["-w", "/w", "--entrypoint", "pgbench", image]
+    cmd += ["-h", "127.0.0.1", "-p", stack.env["BENCH_DB_PORT"], "-U", "guestbook_app", "-n"]
+    cmd += ["-M", "prepared", "-c", str(scenario.users), "-j", "2", "-T", str(seconds), "-l"]
+    cmd += ["-f", f"read.sql@{targets.READ_WEIGHT}", "-f", f"write.sql@{targets.WRITE_WEIGHT}"]
+    cmd += ["guestbook"]
+    print(
+        f"   pgbench {scenario.name:<18} {seconds}s, {scenario.users} connections ...", flush=True
+    )
+    m = measure.run(cmd, seconds, env={"PGPASSWORD": SECRET.read_text().strip()})
+    (out / f"{scenario.name}.pgbench.txt").write_text(m.stdout + m.stderr)
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", m.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", m.stdout)
+    done = re.search(r"number of transactions actually processed: (\d+)", m.stdout)
+    latencies = []
+    for log in scripts.glob("pgbench_log.*"):
+        latencies += [int(line.split()[2]) / 1000 for line in log.read_text().splitlines() if line]
+        log.unlink()
+    latencies.sort()
+
+    def pct(p: float) -> float | None:
+        return (
+            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 3)
+            if latencies
+            else None
+        )
+
+    processed = int(done[1]) if done else 0
+    errors = int(failed[1]) if failed else 0
+    return {
+        "tool": "pgbench",
+        "rps": float(tps[1]) if tps else 0.0,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "fail_pct": round(100 * errors / (processed + errors), 2) if processed + errors else 100.0,
+        "cpu_cores": None,  # pgbench runs in a container, outside the harness's process tree
+        **({} if tps else {"error": (m.stderr or m.stdout)[-300:]}),
+    }

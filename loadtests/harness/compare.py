@@ -1,0 +1,189 @@
+"""`make compare`: the same scenarios under several configurations, repeated, side by side.
+
+The stack is brought up fresh in each configuration, in turn, for each repeat (a b c, a b c, ...),
+so slow drift of a noisy machine spreads over every configuration instead of favouring one. Each
+figure is the median over the repeats, with min-max beside it. No calibration here: the table
+compares configurations with one load generator; `make loadtest` tells how far to trust Locust.
+
+Writes loadtests/results/<time>-compare/: <config>/rep<N>/ with every run's Locust files, then
+compare.json, compare.md (the printed report) and compare.png.
+"""
+
+import statistics
+from pathlib import Path
+
+from . import loadtest, report
+from .scenarios import Scenario
+from .stack import Stack, config_description
+
+# What configurations change: the dynamic and database-bound paths, plus static as a control.
+DEFAULT_SCENARIOS = ["lb-static", "lb-dynamic", "lb-messages", "app-whoami", "app-messages"]
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Median and range over the repeats of one scenario in one configuration."""
+    rps = [r["rps"] for r in runs]
+    requests = sum(r["requests"] for r in runs)
+    failed = sum(r["requests"] * r["fail_pct"] / 100 for r in runs)
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in runs if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    return {
+        "rps": statistics.median(rps),
+        "rps_min": min(rps),
+        "rps_max": max(rps),
+        "p50_ms": median("p50_ms"),
+        "p95_ms": median("p95_ms"),
+        "p99_ms": median("p99_ms"),
+        "fail_pct": round(100 * failed / requests, 2) if requests else 100.0,
+        "cpu_warning": any(r["cpu_warning"] for r in runs),
+        "repeats": len(runs),
+    }
+
+
+def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
+    parts = []
+    for s in scenarios:
+        rows = {c: summary[c][s.name] for c in configs if s.name in summary[c]}
+        best = max((r["rps"] for r in rows.values()), default=0) or 1
+        parts.append(f"### {s.name} ({s.tier} tier): {s.description}\n")
+        header = ["configuration", "req/s median (min-max)", "% of best", "p50 ms", "p95 ms"]
+        parts.append(report.row(*header, "p99 ms", "errors %"))
+        parts.append("|---|---|---|---|---|---|---|")
+        for c, r in rows.items():
+            cpu = " (Locust CPU warning)" if r["cpu_warning"] else ""
+            rps = f"{report.fmt(r['rps'])} ({report.fmt(r['rps_min'])}-{report.fmt(r['rps_max'])})"
+            parts.append(
+                report.row(
+                    c,
+                    rps + cpu,
+                    f"{100 * r['rps'] / best:.0f}%",
+                    report.fmt(r["p50_ms"]),
+                    report.fmt(r["p95_ms"]),
+                    report.fmt(r["p99_ms"]),
+                    report.fmt(r["fail_pct"], 2),
+                )
+            )
+        parts.append("")
+    return "\n".join(parts)
+
+
+def targets(summary: dict) -> list[dict]:
+    """The comparison target: default >= 2.5 x tutorial-default, database-bound, full stack."""
+    try:
+        new, old = summary["default"]["lb-messages"], summary["tutorial-default"]["lb-messages"]
+    except KeyError:
+        return []
+    ratio = new["rps"] / old["rps"] if old["rps"] else 0
+    p95_ok = (new["p95_ms"] or 0) <= (old["p95_ms"] or 0)
+    return [
+        {
+            "target": "default >= 2.5 x tutorial-default on lb-messages (req/s, medians)",
+            "value": round(ratio, 2),
+            "met": ratio >= 2.5,
+        },
+        {
+            "target": "default's p95 no worse than tutorial-default's on lb-messages (ms)",
+            "value": f"{report.fmt(new['p95_ms'])} vs {report.fmt(old['p95_ms'])}",
+            "met": p95_ok,
+        },
+    ]
+
+
+def chart(
+    summary: dict, configs: list[str], scenarios: list[Scenario], path: Path, title: str
+) -> None:
+    plt = report.plt
+    width = 0.8 / len(configs)
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(scenarios) * max(1, len(configs) / 2)), 4.8))
+    for i, c in enumerate(configs):
+        xs = [j + (i - (len(configs) - 1) / 2) * width for j in range(len(scenarios))]
+        rows = [summary[c].get(s.name) for s in scenarios]
+        med = [r["rps"] if r else 0 for r in rows]
+        err = [
+            [m - r["rps_min"] if r else 0 for m, r in zip(med, rows, strict=True)],
+            [r["rps_max"] - m if r else 0 for m, r in zip(med, rows, strict=True)],
+        ]
+        ax.bar(xs, med, width, yerr=err, capsize=2, label=c)
+    ax.set_xticks(range(len(scenarios)), [s.name for s in scenarios])
+    ax.set_ylabel("requests per second (median, min-max)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(
+    stack: Stack,
+    configs: list[str],
+    scenarios: list[Scenario],
+    seconds: int,
+    processes: int,
+    repeats: int,
+) -> int:
+    out = loadtest.new_results_dir("compare")
+    print(f"== results: {out}")
+    runs: dict[str, dict[str, list[dict]]] = {c: {} for c in configs}
+    settings: dict[str, dict] = {}
+    info = None
+    try:
+        for rep in range(1, repeats + 1):
+            for config in configs:
+                print(f"== repeat {rep}/{repeats}, configuration {config}")
+                stack.up(config)
+                if info is None:
+                    info = loadtest.run_info(stack, seconds, processes)
+                settings.setdefault(config, stack.settings())
+                rep_dir = out / config / f"rep{rep}"
+                rep_dir.mkdir(parents=True)
+                for r in loadtest.measure_all(
+                    stack, scenarios, seconds, rep_dir, processes, calibrate_too=False
+                ):
+                    runs[config].setdefault(r["scenario"], []).append(r["locust"])
+    finally:
+        stack.down()
+    summary = {c: {name: summarise(rs) for name, rs in runs[c].items()} for c in configs}
+    found = targets(summary)
+    info["config"] = ", ".join(configs)
+    info.pop("settings", None)
+    lines = [
+        f"## Comparison: {', '.join(configs)} ({repeats} repeats)",
+        "",
+        report.header(info),
+        "",
+    ]
+    lines += ["| configuration | what it changes | running |", "|---|---|---|"]
+    for c in configs:
+        running = "; ".join(f"{k} {v}" for k, v in settings[c].items())
+        lines.append(f"| {c} | {config_description(c)} | {running} |")
+    lines += ["", tables(summary, configs, scenarios)]
+    if found:
+        lines += ["Targets:", report.targets_text(found), ""]
+    text = "\n".join(lines)
+    (out / "compare.md").write_text(text)
+    report.write_json(
+        out / "compare.json",
+        {
+            **info,
+            "repeats": repeats,
+            "settings": settings,
+            "summary": summary,
+            "runs": runs,
+            "targets": found,
+        },
+    )
+    chart(
+        summary,
+        configs,
+        scenarios,
+        out / "compare.png",
+        f"fourtier: {' vs '.join(configs)} ({info['date']}, {repeats} repeats)",
+    )
+    print()
+    print(text)
+    print(f"== written: {out}/compare.md, compare.json, compare.png")
+    return 0

@@ -1,0 +1,110 @@
+"""`make loadtest`: every scenario once against one configuration, each calibrated by a C tool.
+
+Writes loadtests/results/<time>-<config>/: per scenario Locust's CSV files, HTML report, log and
+command, the wrk/pgbench output; then summary.json, summary.md (the printed table) and
+throughput.png.
+"""
+
+import contextlib
+import datetime
+import importlib.metadata
+from pathlib import Path
+
+from . import calibrate, locust_run, measure, report
+from .scenarios import Scenario
+from .stack import ROOT, Stack, machine
+
+RESULTS = ROOT / "loadtests" / "results"
+
+
+def new_results_dir(label: str) -> Path:
+    out = RESULTS / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{label}"
+    out.mkdir(parents=True)
+    return out
+
+
+def run_info(stack: Stack, seconds: int, processes: int) -> dict:
+    return {
+        "date": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        "config": stack.config,
+        "duration_s": seconds,
+        "processes": processes,
+        "locust_version": importlib.metadata.version("locust"),
+        "machine": machine(),
+        "versions": stack.versions(),
+        "settings": stack.settings(),
+    }
+
+
+def measure_all(
+    stack: Stack,
+    scenarios: list[Scenario],
+    seconds: int,
+    out: Path,
+    processes: int,
+    calibrate_too: bool,
+) -> list[dict]:
+    """Each scenario by Locust (and by the C tool). Load is made holding the heavy-load lock: per
+    scenario when calibrating (Locust and the C tool back to back, in the same conditions), else
+    for the whole set (one configuration's runs in a comparison)."""
+    results = []
+    containers = measure.container_cpu_files(stack.env["COMPOSE_PROJECT_NAME"])
+    no_lock = contextlib.nullcontext()
+    with no_lock if calibrate_too else measure.heavy_lock(seconds * len(scenarios)):
+        for scenario in scenarios:
+            with measure.heavy_lock(2 * seconds) if calibrate_too else no_lock:
+                host = scenario.host(stack.ports)
+                locust = locust_run.run(scenario, host, seconds, out, processes, containers)
+                cal = calibrate.run(scenario, stack, seconds, out) if calibrate_too else None
+            results.append(
+                {
+                    "scenario": scenario.name,
+                    "tier": scenario.tier,
+                    "description": scenario.description,
+                    "users": scenario.users,
+                    "locust": locust,
+                    "calibration": cal,
+                }
+            )
+    return results
+
+
+def main(
+    stack: Stack,
+    config: str,
+    scenarios: list[Scenario],
+    seconds: int,
+    processes: int,
+    keep_up: bool,
+) -> int:
+    out = new_results_dir(config)
+    print(f"== results: {out}")
+    try:
+        stack.up(config)
+        info = run_info(stack, seconds, processes)
+        results = measure_all(stack, scenarios, seconds, out, processes, calibrate_too=True)
+    finally:
+        if not keep_up:
+            stack.down()
+    report.add_flags(results)
+    found = report.targets(results)
+    table = report.loadtest_table(results)
+    cpu = report.cpu_table(results)
+    text = (
+        f"{report.header(info)}\n\n{table}\n\n"
+        f"CPU per request, in ms (cores / req/s), during the Locust run:\n\n{cpu}\n\n"
+        f"Targets:\n{report.targets_text(found)}\n"
+    )
+    (out / "summary.md").write_text(text)
+    report.write_json(out / "summary.json", {**info, "results": results, "targets": found})
+    title = f"fourtier, configuration {config}: requests/s per scenario ({info['date']})"
+    report.chart_loadtest(results, out / "throughput.png", title)
+    print()
+    print(text)
+    print(f"== written: {out}/summary.md, summary.json, throughput.png")
+    failed = [r["scenario"] for r in results if r["locust"]["exit_code"] != 0]
+    if failed:
+        print(
+            f"== Locust failed (errors above its threshold, or did not run) in: {' '.join(failed)}"
+        )
+    return 1 if failed else 0

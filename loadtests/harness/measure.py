@@ -1,0 +1,220 @@
+"""Run a load generator as a bounded subprocess and measure the CPU it, and every tier, used.
+
+Every run is bounded twice: by the tool's own duration (Locust --run-time, wrk -d, pgbench -T) and
+by a hard `timeout` around the process. Load lasting longer than 15 s in all is done holding the
+machine-wide heavy-load lock (`heavy_lock`: /tmp/fourtier-heavy.lock, the same flock(2) lock the
+`flock` command takes), so two people's benchmarks or timing-sensitive tests never overlap.
+
+Every half second it reads the CPU time of
+- the load generator: the process and all its children (Locust --processes forks workers);
+- each container of the stack: its cgroup's CPU counter (cgroup v1 or v2);
+- Docker itself: docker-proxy ("proxy", which carries every connection to a port published on
+  127.0.0.1), and dockerd, containerd and its shims ("dockerd", which carry every log line the
+  servers write and run every healthcheck).
+Figures are in cores: 1.0 = one core busy the whole time, over the steady part of the run (the
+first 2 s, start-up, and the last sample, shutdown, are left out).
+"""
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+HEAVY_LOCK = os.environ.get("HEAVY_LOCK", "/tmp/fourtier-heavy.lock")
+# Runs this short are smoke runs: they need not wait for the heavy-load lock.
+LOCK_ABOVE_SECONDS = 15
+# Docker's own processes, in two groups: the proxy of published ports, and the daemons (which carry
+# every log line and run every healthcheck).
+DOCKER_PROCESSES = {
+    "docker-proxy": "proxy",
+    "dockerd": "dockerd",
+    "containerd": "dockerd",
+    "containerd-shim": "dockerd",
+    "containerd-shim-runc-v2": "dockerd",
+}
+
+
+@contextlib.contextmanager
+def heavy_lock(seconds: float):
+    """Hold the machine-wide heavy-load lock for a run of `seconds`, if it is long."""
+    if seconds <= LOCK_ABOVE_SECONDS:
+        yield
+        return
+    with open(HEAVY_LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def cgroup_cpu_file(container_id: str) -> Path | None:
+    """The file counting a container's CPU time, wherever this machine's cgroup layout puts it."""
+    for candidate in (
+        f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage",  # v1: nanoseconds
+        f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat",  # v2, systemd
+        f"/sys/fs/cgroup/docker/{container_id}/cpu.stat",  # v2, cgroupfs
+    ):
+        if Path(candidate).exists():
+            return Path(candidate)
+    return None
+
+
+def read_cgroup_seconds(path: Path) -> float:
+    text = path.read_text()
+    if path.name == "cpuacct.usage":
+        return int(text) / 1e9
+    for line in text.splitlines():
+        if line.startswith("usage_usec"):
+            return int(line.split()[1]) / 1e6
+    return 0.0
+
+
+@dataclass
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    cpu_cores: float = 0.0  # the load generator, mean over the steady part of the run
+    cpu_cores_max: float = 0.0  # its highest half-second sample
+    machine_cpu: float = 0.0  # whole machine, % of all cores, mean
+    tiers: dict[str, float] = field(default_factory=dict)  # container or "docker" -> cores
+
+
+class Sampler(threading.Thread):
+    """Reads CPU counters every `interval` seconds until stopped."""
+
+    def __init__(self, pid: int, containers: dict[str, Path], interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.containers, self.interval = pid, containers, interval
+        self.stop_event = threading.Event()
+        self.seen: dict[int, float] = {}  # pid -> last CPU seconds read, for the generator's tree
+        self.docker_seen: dict[int, tuple[str, float]] = {}
+        self.readings: list[tuple[float, float, float, dict[str, float]]] = []
+
+    def tree_seconds(self) -> float:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                self.seen[proc.pid] = t.user + t.system
+        # Processes that ended keep their last reading, so their CPU is not lost.
+        return sum(self.seen.values())
+
+    def docker_seconds(self) -> dict[str, float]:
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            group = DOCKER_PROCESSES.get(proc.info["name"])
+            if group and proc.info["cpu_times"]:
+                t = proc.info["cpu_times"]
+                self.docker_seen[proc.pid] = (group, t.user + t.system)
+        totals = {"proxy": 0.0, "dockerd": 0.0}
+        for group, seconds in self.docker_seen.values():
+            totals[group] += seconds
+        return totals
+
+    def read(self) -> None:
+        tiers = {}
+        for name, path in self.containers.items():
+            with contextlib.suppress(OSError, ValueError):
+                tiers[name] = read_cgroup_seconds(path)
+        tiers |= self.docker_seconds()
+        self.readings.append((time.monotonic(), self.tree_seconds(), psutil.cpu_percent(), tiers))
+
+    def run(self) -> None:
+        psutil.cpu_percent()
+        self.read()
+        while not self.stop_event.wait(self.interval):
+            self.read()
+
+    def result(self, skip: float = 2.0) -> dict:
+        if len(self.readings) < 3:
+            return {}
+        t0 = self.readings[0][0]
+        steady = [r for r in self.readings[:-1] if r[0] - t0 >= skip] or self.readings
+        first, last = steady[0], steady[-1]
+        span = last[0] - first[0]
+        if span <= 0:
+            return {}
+        rates = [
+            (b[1] - a[1]) / (b[0] - a[0])
+            for a, b in zip(steady, steady[1:], strict=False)
+            if b[0] > a[0]
+        ]
+        return {
+            "cpu_cores": (last[1] - first[1]) / span,
+            "cpu_cores_max": max(rates, default=0.0),
+            "machine_cpu": sum(r[2] for r in steady[1:]) / max(1, len(steady) - 1),
+            "tiers": {k: (last[3][k] - first[3].get(k, 0.0)) / span for k in last[3]},
+        }
+
+
+def run(
+    command: list[str],
+    seconds: float,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    containers: dict[str, Path] | None = None,
+) -> Measured:
+    """Run `command` (expected to stop by itself after about `seconds`), measuring CPU."""
+    hard_limit = int(seconds) + 60
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        ["timeout", "--kill-after=10", str(hard_limit), *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+    sampler = Sampler(proc.pid, containers or {})
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    sampler.stop_event.set()
+    sampler.join()
+    figures = sampler.result()
+    return Measured(
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+        seconds=time.monotonic() - start,
+        cpu_cores=figures.get("cpu_cores", 0.0),
+        cpu_cores_max=figures.get("cpu_cores_max", 0.0),
+        machine_cpu=figures.get("machine_cpu", 0.0),
+        tiers={k: round(v, 3) for k, v in figures.get("tiers", {}).items()},
+    )
+
+
+def container_cpu_files(project: str) -> dict[str, Path]:
+    """service name -> CPU counter file, for every running container of a Compose project."""
+    out = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "--no-trunc",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--format",
+            '{{.ID}} {{.Label "com.docker.compose.service"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    files = {}
+    for line in out.splitlines():
+        container_id, service = line.split()
+        path = cgroup_cpu_file(container_id)
+        if path:
+            files[service] = path
+    return dict(sorted(files.items()))

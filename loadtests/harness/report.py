@@ -1,0 +1,191 @@
+"""Tables, JSON and charts of a run: what `make loadtest` and `make compare` print and write.
+
+Flags, per scenario, for figures that may be the load generator's limit rather than the tier's:
+  cpu       Locust warned that a process of its own was above 90% CPU;
+  ceiling   Locust's figure is at least 80% of its ceiling on this machine (generator-ceiling);
+  <0.8 wrk  Locust got less than 0.8 x what wrk (or pgbench) got from the same URL.
+"""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+NEAR_CEILING = 0.8
+MIN_RATIO = 0.8
+TIER_COLOURS = {
+    "lb": "#4c72b0",
+    "web": "#55a868",
+    "app": "#c44e52",
+    "db": "#8172b2",
+    "generator": "#999999",
+}
+
+
+def fmt(value, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def row(*cells) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def add_flags(results: list[dict]) -> None:
+    ceiling = next((r["locust"]["rps"] for r in results if r["tier"] == "generator"), None)
+    for r in results:
+        flags, locust, cal = [], r["locust"], r.get("calibration")
+        if locust.get("cpu_warning"):
+            flags.append("cpu")
+        http = r["tier"] != "db"  # the ceiling was measured with Locust's HTTP client
+        if (
+            ceiling
+            and http
+            and r["tier"] != "generator"
+            and locust["rps"] >= NEAR_CEILING * ceiling
+        ):
+            flags.append("ceiling")
+        if cal and cal.get("rps"):
+            r["ratio"] = round(locust["rps"] / cal["rps"], 2)
+            if r["ratio"] < MIN_RATIO:
+                flags.append(f"<{MIN_RATIO} {cal['tool']}")
+        r["flags"] = flags
+
+
+def loadtest_table(results: list[dict]) -> str:
+    """The per-tier table, as Markdown (readable as plain text too)."""
+    head = (
+        "| tier | scenario | req/s | p50 ms | p95 ms | p99 ms | fail % | Locust CPU (cores) "
+        "| C tool req/s | Locust / C tool | flags |"
+    )
+    lines = [head, "|" + "---|" * 11]
+    for r in results:
+        lo, cal = r["locust"], r.get("calibration") or {}
+        tool = f"{fmt(cal.get('rps'))} ({cal['tool']})" if cal.get("rps") else "-"
+        lines.append(
+            row(
+                r["tier"],
+                r["scenario"],
+                fmt(lo["rps"]),
+                fmt(lo["p50_ms"]),
+                fmt(lo["p95_ms"]),
+                fmt(lo["p99_ms"]),
+                fmt(lo["fail_pct"], 2),
+                fmt(lo["cpu_cores"], 2),
+                tool,
+                fmt(r.get("ratio"), 2),
+                " ".join(r.get("flags", [])) or "-",
+            )
+        )
+    return "\n".join(lines)
+
+
+def cpu_table(results: list[dict]) -> str:
+    """Where the CPU went, per request: the load generator, each tier, Docker (proxy, logs)."""
+    tiers = ["lb", "web", "app", "db", "proxy", "dockerd"]
+    lines = [
+        "| scenario | req/s | Locust | " + " | ".join(tiers) + " | wrk/pgbench |",
+        "|" + "---|" * (len(tiers) + 4),
+    ]
+    for r in results:
+        lo, cal = r["locust"], r.get("calibration") or {}
+        rps = lo["rps"] or 0
+
+        def per_request(cores, rps=rps):
+            return fmt(1000 * cores / rps, 2) if cores is not None and rps else "-"
+
+        cells = [per_request(lo["cpu_by_tier"].get(t)) for t in tiers]
+        c_rps, c_cores = cal.get("rps"), cal.get("cpu_cores")
+        tool = fmt(1000 * c_cores / c_rps, 2) if c_rps and c_cores else "-"
+        lines.append(
+            f"| {r['scenario']} | {fmt(rps)} | {per_request(lo['cpu_cores'])} | "
+            + " | ".join(cells)
+            + f" | {tool} |"
+        )
+    return "\n".join(lines)
+
+
+def header(info: dict) -> str:
+    m, v = info["machine"], info["versions"]
+    lines = [
+        f"- date: {info['date']}; commit {m['commit']}; configuration `{info['config']}`",
+        f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']}, {m['os']}, "
+        f"kernel {m['kernel']}",
+        "- versions: " + "; ".join(f"{k} {val}" for k, val in v.items()),
+        f"- load: {info['duration_s']} s per scenario and per tool, "
+        f"Locust {info['locust_version']} with {info['processes']} process(es)",
+    ]
+    if info.get("settings"):
+        lines.append("- running: " + "; ".join(f"{k} {val}" for k, val in info["settings"].items()))
+    return "\n".join(lines)
+
+
+def targets(results: list[dict]) -> list[dict]:
+    """The issue's targets that a single `make loadtest` run can check."""
+    by = {r["scenario"]: r for r in results}
+    found = []
+    if "lb-dynamic" in by and "app-whoami" in by and by["app-whoami"]["locust"]["rps"]:
+        ratio = by["lb-dynamic"]["locust"]["rps"] / by["app-whoami"]["locust"]["rps"]
+        found.append(
+            {
+                "target": "full stack dynamic >= 0.85 x Gunicorn direct (lb-dynamic / app-whoami)",
+                "value": round(ratio, 2),
+                "met": ratio >= 0.85,
+            }
+        )
+    for name in ("app-whoami", "app-messages", "db-messages"):
+        if name in by and by[name].get("ratio") is not None:
+            ratio = by[name]["ratio"]
+            tool = by[name]["calibration"]["tool"]
+            found.append(
+                {
+                    "target": f"Locust >= 0.8 x {tool} on {name}",
+                    "value": ratio,
+                    "met": ratio >= MIN_RATIO,
+                }
+            )
+    return found
+
+
+def targets_text(found: list[dict]) -> str:
+    return "\n".join(
+        f"- {'MET   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']}" for t in found
+    )
+
+
+def chart_loadtest(results: list[dict], path: Path, title: str) -> None:
+    """Requests/s per scenario, coloured by tier; the C tool's figure as an outlined bar beside."""
+    names = [r["scenario"] for r in results]
+    ys = range(len(results))
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(results) + 1.5))
+    ax.barh(
+        [y + 0.2 for y in ys],
+        [r["locust"]["rps"] for r in results],
+        height=0.4,
+        color=[TIER_COLOURS.get(r["tier"], "#333") for r in results],
+        label="Locust",
+    )
+    ax.barh(
+        [y - 0.2 for y in ys],
+        [(r.get("calibration") or {}).get("rps") or 0 for r in results],
+        height=0.4,
+        fill=False,
+        edgecolor="#333",
+        label="wrk / pgbench",
+    )
+    ax.set_yticks(list(ys), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("requests per second (higher is better)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,221 @@
+"""A copy of the stack for load tests: its own Compose project, ports and subnet, plus the bench
+overlay and one configuration overlay. Brings it up, seeds it, tells what it runs, takes it down.
+
+Nothing here touches the stack of `make up` (project fourtier, ports 8080/8404) or the tests'
+(fourtier-test, 18080/18404): every name, port and subnet below is the load tests' own.
+"""
+
+import csv
+import io
+import json
+import os
+import platform
+import re
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = ROOT / "loadtests" / "configs"
+BENCH_OVERLAY = "loadtests/compose.bench.yml"
+SECRET = ROOT / ".secrets" / "db_app_password"
+
+# The project's environment; each value can be overridden from the environment of `make`.
+BENCH_ENV = {
+    "COMPOSE_PROJECT_NAME": "fourtier-bench",
+    "LB_HTTP_PORT": "28080",
+    "LB_STATS_PORT": "28404",
+    "LB2_HTTP_PORT": "28081",
+    "LB2_STATS_PORT": "28405",
+    "LB_NET_PREFIX": "10.213.242",
+    "BENCH_WEB_PORT": "29080",
+    "BENCH_APP_PORT": "29000",
+    "BENCH_DB_PORT": "29432",
+}
+# The smoke test's copy (tests/loadtest): other names and ports again, so both can coexist.
+SMOKE_ENV = {
+    "COMPOSE_PROJECT_NAME": "fourtier-loadsmoke",
+    "LB_HTTP_PORT": "28180",
+    "LB_STATS_PORT": "28504",
+    "LB2_HTTP_PORT": "28181",
+    "LB2_STATS_PORT": "28505",
+    "LB_NET_PREFIX": "10.213.243",
+    "BENCH_WEB_PORT": "29180",
+    "BENCH_APP_PORT": "29100",
+    "BENCH_DB_PORT": "29532",
+}
+
+
+def config_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yml"))
+
+
+def config_description(name: str) -> str:
+    """The first comment line of a configuration file: `# name: what it changes`."""
+    first = (CONFIG_DIR / f"{name}.yml").read_text(encoding="utf-8").splitlines()[0]
+    return first.lstrip("# ").split(":", 1)[-1].strip()
+
+
+@dataclass
+class Stack:
+    env: dict[str, str] = field(default_factory=lambda: dict(BENCH_ENV))
+    config: str = "default"
+    from_environment: bool = True
+
+    def __post_init__(self) -> None:
+        # Values given in the environment win (e.g. LB_HTTP_PORT=... make loadtest), except for
+        # the smoke test's stack, which must not inherit the test stack's settings from pytest.
+        if self.from_environment:
+            self.env = {k: os.environ.get(k, v) for k, v in self.env.items()}
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.env.items() if k.endswith("_PORT")}
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> str:
+        if not (CONFIG_DIR / f"{self.config}.yml").is_file():
+            raise SystemExit(f"no configuration {self.config!r}; known: {config_names()}")
+        command = ["docker", "compose", "-f", "docker-compose.yml", "-f", BENCH_OVERLAY]
+        command += ["-f", f"loadtests/configs/{self.config}.yml", *args]
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def up(self, config: str) -> None:
+        """Start (or switch to) `config`: every container fresh, returns once all are healthy."""
+        self.config = config
+        print(f"== stack {self.env['COMPOSE_PROJECT_NAME']}: up with configuration {config}")
+        subprocess.run([str(ROOT / "scripts" / "make-secrets.sh")], check=True, cwd=ROOT)
+        self.compose("up", "--detach", "--wait", "--force-recreate", "--remove-orphans")
+        self.seed()
+
+    def down(self) -> None:
+        print(f"== stack {self.env['COMPOSE_PROJECT_NAME']}: down")
+        self.compose("down", "--volumes", "--remove-orphans", check=False)
+
+    def db_url(self) -> str:
+        return f"postgresql://guestbook_app@127.0.0.1:{self.env['BENCH_DB_PORT']}/guestbook"
+
+    def seed(self, rows: int = 200) -> None:
+        """At least `rows` messages, so every read returns a full page of 20."""
+        import psycopg  # here, so that importing this module stays cheap
+
+        with psycopg.connect(self.db_url(), password=SECRET.read_text().strip()) as conn:
+            have = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+            if have < rows:
+                conn.execute(
+                    "INSERT INTO messages (author, text) SELECT 'seed', 'seed message ' || i"
+                    " FROM generate_series(1, %s) AS i",
+                    (rows - have,),
+                )
+
+    def exec(self, service: str, *command: str) -> str:
+        out = self.compose("exec", "-T", service, *command, check=False, timeout=60)
+        return out.strip()
+
+    def settings(self) -> dict[str, str]:
+        """What the running stack really does, read from the servers, not from the files."""
+        found = {}
+        stats = f"http://127.0.0.1:{self.env['LB_STATS_PORT']}/;csv"
+        try:
+            with urllib.request.urlopen(stats, timeout=5) as r:
+                rows = csv.DictReader(io.StringIO(r.read().decode().lstrip("# ")))
+                for row in rows:
+                    if row["pxname"] == "web" and row["svname"] == "BACKEND":
+                        found["lb balance"] = row.get("algo") or "?"
+        except OSError as e:
+            found["lb balance"] = f"? ({e})"
+        nginx = self.compose("exec", "-T", "web1", "nginx", "-T", check=False, timeout=60)
+        upstream = re.search(r"upstream app \{(.*?)\}", nginx, re.S)
+        if upstream:
+            body = re.sub(r"#.*", "", upstream[1])
+            keepalive = re.search(r"^\s*keepalive\s+(\d+);", body, re.M)
+            found["nginx upstream keepalive"] = keepalive[1] if keepalive else "off"
+            found["app servers in nginx upstream"] = str(
+                len(re.findall(r"^\s*server\s", body, re.M))
+            )
+        script = (
+            "import json, runpy; from guestbook.config import Config as C;"
+            " g = runpy.run_path('/app/gunicorn.conf.py');"
+            " c = g['worker_class'];"
+            " k = 'gthread' if c == 'sync' and g['threads'] > 1 else c;"
+            " print(json.dumps({'gunicorn': f\"{g['workers']} x {k} x {g['threads']} threads\","
+            " 'db pool': f'{C.DB_POOL_SIZE} + {C.DB_MAX_OVERFLOW} overflow'}))"
+        )
+        try:
+            found |= json.loads(self.exec("app1", "python3", "-c", script))
+        except ValueError:
+            found["gunicorn"] = "?"
+        services = self.compose("ps", "--services", "--status", "running", check=False)
+        found["app replicas"] = str(len(re.findall(r"^app\d+$", services, re.M)))
+        return found
+
+    def versions(self) -> dict[str, str]:
+        def version(text: str, pattern: str = r"(\d+\.\d+[\w.+~-]*)") -> str:
+            found = re.search(pattern, text)
+            return found[1] if found else "?"
+
+        def host(*command: str) -> str:
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                return "?"
+            return done.stdout + done.stderr
+
+        nginx = self.compose("exec", "-T", "web1", "sh", "-c", "nginx -v 2>&1", check=False)
+        return {
+            "HAProxy": version(self.exec("lb1", "haproxy", "-v")),
+            "nginx": version(nginx),
+            "Gunicorn": version(self.exec("app1", "gunicorn", "--version")),
+            "PostgreSQL": version(self.exec("db", "postgres", "--version")),
+            "Docker": host("docker", "version", "--format", "{{.Server.Version}}").strip(),
+            "Python (host)": platform.python_version(),
+            "wrk": version(host("wrk", "--version"), r"wrk (?:debian/)?(\S+)"),
+        }
+
+
+def machine() -> dict[str, str]:
+    """The machine the figures came from: they mean little without it."""
+    cpu_model = "?"
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo", encoding="utf-8") as f:
+        mem_kib = int(f.readline().split()[1])
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    )
+    return {
+        "cores": str(os.cpu_count()),
+        "cpu": cpu_model,
+        "memory": f"{mem_kib / 1024 / 1024:.0f} GiB",
+        "kernel": platform.release(),
+        "os": _os_name(),
+        "commit": commit.stdout.strip()
+        + (" (with uncommitted changes)" if dirty.stdout.strip() else ""),
+    }
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
