@@ -2,12 +2,15 @@
 
 - /api/healthz (liveness): the process is up and answering HTTP. It touches nothing else, so a
   database outage never makes every app node look dead at once (and get restarted for nothing).
-- /api/readyz (readiness): this node can do useful work, i.e. it can reach the database.
+- /api/readyz (readiness): this node can do useful work, i.e. it can reach the database. While
+  the breaker is open (breaker.py), the answer is "not ready" without asking the database, as
+  every other request would get its 503 then too.
 """
 
 from flask import Blueprint
 from sqlalchemy import text
 
+from .breaker import get_breaker
 from .db import get_engine
 
 bp = Blueprint("health", __name__)
@@ -22,6 +25,7 @@ def healthz():
 def readyz():
     # A connection from the pool (pre-pinged) and the cheapest possible query. If the database is
     # unreachable this raises, and errors.py turns it into 503 {"error": "database unavailable"}.
+    get_breaker().check()
     with get_engine().connect() as connection:
         connection.execute(text("SELECT 1"))
     return {"status": "ready"}

@@ -23,9 +23,12 @@ def test_database_down_gives_json_503_then_recovers(stack: Stack) -> None:
         stack.docker_compose("start", "db")
 
     # Both app nodes must be ready again; the LB alternates between web nodes, which alternate
-    # between app nodes, so wait for several answers in a row.
+    # between app nodes, so wait for several answers in a row (readiness, and a real read).
+    def ready() -> bool:
+        return stack.get("/api/readyz").status_code == 200 and stack.get("/api/messages").ok
+
     took = wait_until(
-        lambda: all(stack.get("/api/readyz").status_code == 200 for _ in range(4)),
+        lambda: all(ready() for _ in range(4)),
         timeout=60,
         what="/api/readyz to answer 200 after the database restart",
     )

@@ -34,6 +34,8 @@ def test_failed_connection_opens_the_breaker_and_later_requests_skip_the_databas
             assert again.status_code == 503
             assert again.get_json() == {"error": "database unavailable"}
         assert len(attempts) == 1  # none of the five tried the database
+        assert client.get("/api/readyz").status_code == 503  # not ready, and no attempt either
+        assert len(attempts) == 1
     finally:
         dispose(app)
 
