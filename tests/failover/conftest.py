@@ -54,6 +54,20 @@ class Timeline:
             lambda: self.client.now() >= seconds, timeout=seconds + 1, what=f"load time {seconds}s"
         )
 
+    def stop_then_start(
+        self, stack: Stack, service: str, how: str, at: float, start_at: float
+    ) -> float:
+        """`docker compose <how> <service>` (stop: graceful; kill: SIGKILL) at `at` seconds of
+        load, start it again at `start_at`; return the load time at which it was healthy."""
+        self.wait_until_load_time(at)
+        self.mark(f"docker compose {how} {service}")
+        stack.docker_compose(how, service)
+        self.mark(f"{service} down")
+        self.wait_until_load_time(start_at)
+        self.mark(f"docker compose start {service}")
+        stack.docker_compose("up", "--detach", "--wait", "--no-recreate", service)
+        return self.mark(f"{service} healthy")
+
     def report(self, title: str) -> str:
         events = "\n".join(f"{at:7.2f}s  {what}" for at, what in self.events)
         return f"{self.client.summary(title)}\nevents:\n{events}"

@@ -22,13 +22,7 @@ def test_kill_app_node_costs_no_get_and_loses_no_acknowledged_post(failover_stac
     healthy."""
     with load(duration=16) as client:
         timeline = Timeline(client)
-        timeline.wait_until_load_time(4)
-        timeline.mark("docker kill app1")
-        failover_stack.docker_compose("kill", "app1")
-        timeline.wait_until_load_time(9)
-        timeline.mark("docker compose start app1")
-        failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", "app1")
-        timeline.mark("app1 healthy")
+        timeline.stop_then_start(failover_stack, "app1", "kill", at=4, start_at=9)
         back = wait_until(lambda: serves_again(failover_stack, "app1"), 10, "app1 to serve again")
         timeline.mark("app1 serves requests again")
         run_for(client)
@@ -44,13 +38,7 @@ def test_graceful_restart_of_app_node_costs_no_request(failover_stack: Stack, lo
     then start it again, under 40 req/s. Budget: 0 failed requests of any kind."""
     with load(duration=16) as client:
         timeline = Timeline(client)
-        timeline.wait_until_load_time(3)
-        timeline.mark("docker compose stop app1")
-        failover_stack.docker_compose("stop", "app1")
-        timeline.mark("app1 stopped")
-        timeline.wait_until_load_time(8)
-        failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", "app1")
-        timeline.mark("app1 started and healthy")
+        timeline.stop_then_start(failover_stack, "app1", "stop", at=3, start_at=8)
         run_for(client)
     print(timeline.report("scenario 2: graceful restart of an app node"))
 

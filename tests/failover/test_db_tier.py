@@ -14,16 +14,10 @@ def test_database_restart_gives_json_503s_then_no_errors(failover_stack: Stack, 
     healthy again; every acknowledged message is still there afterwards."""
     with load(duration=18) as client:
         timeline = Timeline(client)
-        timeline.wait_until_load_time(3)
-        timeline.mark("docker compose stop db")
-        failover_stack.docker_compose("stop", "db")
-        timeline.mark("db stopped")
-        timeline.wait_until_load_time(8)
-        timeline.mark("docker compose start db")
-        failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", "db")
+        healthy_at = timeline.stop_then_start(failover_stack, "db", "stop", at=3, start_at=8)
         # A worker that found the database down just before it came back waits out its breaker's
         # retry interval (DB_RETRY_INTERVAL, 0.5 s) before trying again.
-        back_at = timeline.mark("db healthy") + 0.5
+        back_at = healthy_at + 0.5
         run_for(client)
     print(timeline.report("scenario 7: restart the database"))
 
