@@ -26,6 +26,8 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 from testcontainers.compose import DockerCompose  # noqa: E402  (reads the environment above)
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every service of docker-compose.yml.
+SERVICES = ("lb1", "lb2", "web1", "web2", "app1", "app2", "db")
 
 
 class Stack:

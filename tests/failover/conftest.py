@@ -6,9 +6,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.failover.load import LoadClient
-from tests.stack import Stack, haproxy_command, wait_until
-
-SERVICES = ("lb1", "lb2", "web1", "web2", "app1", "app2", "db")
+from tests.stack import SERVICES, Stack, haproxy_command, wait_until
 
 
 def bring_everything_back(stack: Stack) -> None:

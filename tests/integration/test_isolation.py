@@ -4,9 +4,7 @@ and the app's database role cannot change the schema."""
 import json
 import subprocess
 
-from tests.stack import Stack
-
-SERVICES = ("lb1", "lb2", "web1", "web2", "app1", "app2", "db")
+from tests.stack import SERVICES, Stack
 
 
 def inspect(stack: Stack, service: str) -> dict:

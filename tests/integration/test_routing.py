@@ -1,5 +1,7 @@
 """Static requests stop at the web tier; dynamic ones travel lb -> web -> app (-> db)."""
 
+import requests
+
 from tests.stack import Stack, wait_until
 
 
@@ -86,8 +88,6 @@ def test_each_request_gets_its_own_id(stack: Stack) -> None:
 
 
 def test_haproxy_stats_page_lists_both_web_nodes_up(stack: Stack) -> None:
-    import requests
-
     response = requests.get(stack.stats_url + "/;csv", timeout=10)
     assert response.status_code == 200
     rows = [line.split(",") for line in response.text.splitlines() if line.startswith("web,")]
