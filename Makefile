@@ -121,7 +121,7 @@ wrk: ## Install wrk (the C load tool that calibrates Locust) if it is missing
 loadtest: $(VENV)/.installed images wrk ## Every tier's throughput with Locust, calibrated by wrk/pgbench (CONFIG=, DURATION=20)
 	$(LOAD) loadtest --config $(CONFIG) --duration $(or $(DURATION),20) --scenarios "$(SCENARIOS)"
 
-compare: $(VENV)/.installed images ## Configurations side by side: CONFIGS="tutorial-default default" REPEATS=3 DURATION=10
+compare: $(VENV)/.installed images ## Configurations side by side: CONFIGS="tutorial-default default" REPEATS=3 DURATION=10 (a+b: overlays combined)
 	$(LOAD) compare --configs "$(CONFIGS)" --repeats $(REPEATS) --duration $(or $(DURATION),10) --scenarios "$(SCENARIOS)"
 
 loadtest-list: $(VENV)/.installed ## List the load-test scenarios and configurations

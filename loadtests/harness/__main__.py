@@ -3,6 +3,8 @@
 python -m loadtests.harness loadtest [--config default] [--duration 20] [--scenarios "a b"]
 python -m loadtests.harness compare --configs "tutorial-default default" [--repeats 3]
 python -m loadtests.harness list
+
+A configuration name may join several overlays with '+': --configs "default default+db-pool-1".
 """
 
 import argparse
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import compare, loadtest, scenarios
-from .stack import SMOKE_ENV, Stack, config_description, config_names
+from .stack import SMOKE_ENV, Stack, config_description, config_files, config_names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,15 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.results_dir:
         loadtest.RESULTS = Path(args.results_dir).resolve()
     chosen = scenarios.select(args.scenarios.split())
+    configs = [args.config] if args.command == "loadtest" else args.configs.split()
+    for config in configs:
+        config_files(config)  # an unknown name stops here, before any stack is started
     if args.command == "loadtest":
         return loadtest.main(
             stack, args.config, chosen, args.duration, args.processes, args.keep_up
         )
     if not args.scenarios:
         chosen = scenarios.select(compare.DEFAULT_SCENARIOS)
-    return compare.main(
-        stack, args.configs.split(), chosen, args.duration, args.processes, args.repeats
-    )
+    return compare.main(stack, configs, chosen, args.duration, args.processes, args.repeats)
 
 
 if __name__ == "__main__":

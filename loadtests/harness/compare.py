@@ -5,6 +5,9 @@ so slow drift of a noisy machine spreads over every configuration instead of fav
 figure is the median over the repeats, with min-max beside it. No calibration here: the table
 compares configurations with one load generator; `make loadtest` tells how far to trust Locust.
 
+A configuration may be several overlays joined by '+' (`tutorial-default+remote-db`), applied in
+that order.
+
 Writes loadtests/results/<time>-compare/: <config>/rep<N>/ with every run's Locust files, then
 compare.json, compare.md (the printed report) and compare.png.
 """

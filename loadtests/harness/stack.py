@@ -51,10 +51,26 @@ def config_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yml"))
 
 
-def config_description(name: str) -> str:
-    """The first comment line of a configuration file: `# name: what it changes`."""
-    first = (CONFIG_DIR / f"{name}.yml").read_text(encoding="utf-8").splitlines()[0]
-    return first.lstrip("# ").split(":", 1)[-1].strip()
+def config_files(config: str) -> list[str]:
+    """The overlays of a configuration, in order: `a+b` is a.yml then b.yml (b wins where both
+    set something), so a change can be combined with another without a file for each pair."""
+    files = []
+    for name in config.split("+"):
+        if not (CONFIG_DIR / f"{name}.yml").is_file():
+            raise SystemExit(f"no configuration {name!r} (in {config!r}); known: {config_names()}")
+        files.append(f"loadtests/configs/{name}.yml")
+    return files
+
+
+def config_description(config: str) -> str:
+    """The first comment line of each of its files (`# name: what it changes`), joined by ' + '."""
+    descriptions = []
+    for name in config.split("+"):
+        first = (CONFIG_DIR / f"{name}.yml").read_text(encoding="utf-8").splitlines()[0]
+        descriptions.append(first.lstrip("# ").split(":", 1)[-1].strip())
+    if len(descriptions) == 1:
+        return descriptions[0]
+    return " + ".join(d.rstrip(".") for d in descriptions)
 
 
 @dataclass
@@ -74,10 +90,10 @@ class Stack:
         return {k: int(v) for k, v in self.env.items() if k.endswith("_PORT")}
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> str:
-        if not (CONFIG_DIR / f"{self.config}.yml").is_file():
-            raise SystemExit(f"no configuration {self.config!r}; known: {config_names()}")
         command = ["docker", "compose", "-f", "docker-compose.yml", "-f", BENCH_OVERLAY]
-        command += ["-f", f"loadtests/configs/{self.config}.yml", *args]
+        for overlay in config_files(self.config):
+            command += ["-f", overlay]
+        command += args
         done = subprocess.run(
             command,
             cwd=ROOT,
