@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     common.add_argument(
         "--smoke", action="store_true", help="use the smoke test's project and ports"
     )
+    common.add_argument(
+        "--via-published-ports",
+        action="store_true",
+        help="load the ports published on 127.0.0.1 (through docker-proxy), not the containers",
+    )
     common.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
     common.add_argument("--results-dir", help="where to write (default: loadtests/results)")
     one = sub.add_parser(
@@ -57,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     stack = Stack(dict(SMOKE_ENV), from_environment=False) if args.smoke else Stack()
+    stack.direct = not args.via_published_ports
     if args.results_dir:
         loadtest.RESULTS = Path(args.results_dir).resolve()
     chosen = scenarios.select(args.scenarios.split())

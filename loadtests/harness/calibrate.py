@@ -3,9 +3,9 @@
 HTTP scenarios: wrk (Debian's package), with as many connections as the scenario has users, two
 threads, the same URL; the database-bound mix through loadtests/wrk/messages.lua. The database
 scenario: pgbench from the db image (the same PostgreSQL version as the server), run with the
-host's network so that it too connects to 127.0.0.1, with the same two statements in the same
-4:1 proportion, prepared, one connection per Locust user. If the C tool gets much more out of a
-tier than Locust did, the figure was Locust's limit, not the tier's.
+host's network so that it connects to the same address Locust does, with the same two statements
+in the same 4:1 proportion, prepared, one connection per Locust user. If the C tool gets much more
+out of a tier than Locust did, the figure was Locust's limit, not the tier's.
 """
 
 import json
@@ -37,7 +37,7 @@ def run(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict | Non
         return pgbench(scenario, stack, seconds, out)
     if wrk_missing():
         return None
-    host = scenario.host(stack.ports)
+    host = scenario.host(stack.endpoints)
     cmd = ["wrk", "-t", "2", "-c", str(scenario.users), "-d", f"{seconds}s", "--timeout", TIMEOUT]
     env = {}
     if scenario.tag == "messages":
@@ -72,7 +72,8 @@ def run(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict | Non
 
 
 def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict:
-    """pgbench with the Locust DatabaseUser's statements, from the db image, on 127.0.0.1."""
+    """pgbench with the Locust DatabaseUser's statements, from the db image, on the host's
+    network, to the database's address (its container's, or the published port)."""
     scripts = out / f"{scenario.name}.pgbench"
     scripts.mkdir(exist_ok=True)
     author, text = (targets.MESSAGE[k].replace("'", "''") for k in ("author", "text"))
@@ -82,9 +83,10 @@ def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict:
     )
     os.chmod(scripts, 0o777)  # pgbench writes its per-transaction log here, as the image's user
     image = "fourtier/db:latest"
+    db = stack.endpoints["BENCH_DB_PORT"]
     cmd = ["docker", "run", "--rm", "--network", "host", "-e", "PGPASSWORD", "-v", f"{scripts}:/w"]
     cmd += ["-w", "/w", "--entrypoint", "pgbench", image]
-    cmd += ["-h", "127.0.0.1", "-p", stack.env["BENCH_DB_PORT"], "-U", "guestbook_app", "-n"]
+    cmd += ["-h", db.host, "-p", str(db.port), "-U", "guestbook_app", "-n"]
     cmd += ["-M", "prepared", "-c", str(scenario.users), "-j", "2", "-T", str(seconds), "-l"]
     cmd += ["-f", f"read.sql@{targets.READ_WEIGHT}", "-f", f"write.sql@{targets.WRITE_WEIGHT}"]
     cmd += ["guestbook"]

@@ -31,6 +31,7 @@ def run_info(stack: Stack, seconds: int, processes: int) -> dict:
         "processes": processes,
         "locust_version": importlib.metadata.version("locust"),
         "machine": machine(),
+        "path": stack.path(),
         "versions": stack.versions(),
         "settings": stack.settings(),
     }
@@ -48,12 +49,12 @@ def measure_all(
     scenario when calibrating (Locust and the C tool back to back, in the same conditions), else
     for the whole set (one configuration's runs in a comparison)."""
     results = []
-    containers = measure.container_cpu_files(stack.env["COMPOSE_PROJECT_NAME"])
+    containers = measure.container_cpu_files(stack.containers())
     no_lock = contextlib.nullcontext()
     with no_lock if calibrate_too else measure.heavy_lock(seconds * len(scenarios)):
         for scenario in scenarios:
             with measure.heavy_lock(2 * seconds) if calibrate_too else no_lock:
-                host = scenario.host(stack.ports)
+                host = scenario.host(stack.endpoints)
                 locust = locust_run.run(scenario, host, seconds, out, processes, containers)
                 cal = calibrate.run(scenario, stack, seconds, out) if calibrate_too else None
             results.append(

@@ -9,8 +9,9 @@ Every half second it reads the CPU time of
 - the load generator: the process and all its children (Locust --processes forks workers);
 - each container of the stack: its cgroup's CPU counter (cgroup v1 or v2);
 - Docker itself: docker-proxy ("proxy", which carries every connection to a port published on
-  127.0.0.1), and dockerd, containerd and its shims ("dockerd", which carry every log line the
-  servers write and run every healthcheck).
+  127.0.0.1: next to nothing when the harness loads the containers' own addresses), and dockerd,
+  containerd and its shims ("dockerd", which carry every log line the servers write and run every
+  healthcheck).
 Figures are in cores: 1.0 = one core busy the whole time, over the steady part of the run (the
 first 2 s, start-up, and the last sample, shutdown, are left out).
 """
@@ -195,26 +196,11 @@ def run(
     )
 
 
-def container_cpu_files(project: str) -> dict[str, Path]:
-    """service name -> CPU counter file, for every running container of a Compose project."""
-    out = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "--no-trunc",
-            "--filter",
-            f"label=com.docker.compose.project={project}",
-            "--format",
-            '{{.ID}} {{.Label "com.docker.compose.service"}}',
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+def container_cpu_files(containers: dict[str, dict]) -> dict[str, Path]:
+    """service name -> CPU counter file, for containers given as service -> `docker inspect`."""
     files = {}
-    for line in out.splitlines():
-        container_id, service = line.split()
-        path = cgroup_cpu_file(container_id)
+    for service, container in containers.items():
+        path = cgroup_cpu_file(container["Id"])
         if path:
             files[service] = path
     return dict(sorted(files.items()))

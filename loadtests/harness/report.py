@@ -114,6 +114,7 @@ def header(info: dict) -> str:
         f"- date: {info['date']}; commit {m['commit']}; configuration `{info['config']}`",
         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']}, {m['os']}, "
         f"kernel {m['kernel']}",
+        f"- path: {info['path']}",
         "- versions: " + "; ".join(f"{k} {val}" for k, val in v.items()),
         f"- load: {info['duration_s']} s per scenario and per tool, "
         f"Locust {info['locust_version']} with {info['processes']} process(es)",

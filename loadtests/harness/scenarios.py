@@ -3,7 +3,9 @@
 A scenario's first comment line names its tier: `# lb-static (lb tier): ...`. Its `host`, `tags`
 and `users` tell the harness where the load goes and how to give the same load to the calibration
 tool (wrk, pgbench). Locust reads the same file with --config; the harness only adds what a run
-changes (duration, host ports of the stack it started, output paths).
+changes (duration, output paths, and the host: the file's host names the port the bench stack
+publishes, which works by hand; the harness puts in the address it found for that tier, usually
+the container's own, see reach.py).
 """
 
 import re
@@ -11,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from .reach import Endpoint
+
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 # The order of the tables: from the front door inwards, then the generator's own ceiling; within a
 # tier, static before dynamic before database-bound.
 TIERS = ["lb", "web", "app", "db", "generator"]
 KINDS = ["static", "whoami", "messages", "database", "ceiling"]
-# Bench ports written in the scenario files, and the environment variables that move them.
+# Bench ports written in the scenario files, and the environment variables that move them (which
+# also name the tier's entry point in reach.ENTRIES).
 PORT_VARIABLES = {
     28080: "LB_HTTP_PORT",
     29080: "BENCH_WEB_PORT",
@@ -41,14 +46,14 @@ class Scenario:
     def users(self) -> int:
         return int(self.settings["users"])
 
-    def host(self, ports: dict[str, int]) -> str:
-        """The scenario's host URL, with the port of the stack the harness started."""
+    def host(self, endpoints: dict[str, Endpoint]) -> str:
+        """The scenario's host URL, pointed at the address the harness found for its tier."""
         url = urlsplit(self.settings["host"])
-        variable = PORT_VARIABLES.get(url.port or 0)
-        if variable is None or variable not in ports:
+        endpoint = endpoints.get(PORT_VARIABLES.get(url.port or 0, ""))
+        if endpoint is None:
             return self.settings["host"]
-        netloc = url.netloc.rsplit(":", 1)[0] + f":{ports[variable]}"
-        return urlunsplit(url._replace(netloc=netloc))
+        user = f"{url.username}@" if url.username else ""  # the database URL's role
+        return urlunsplit(url._replace(netloc=f"{user}{endpoint.host}:{endpoint.port}"))
 
 
 def load(path: Path) -> Scenario:

@@ -1,5 +1,6 @@
 """A copy of the stack for load tests: its own Compose project, ports and subnet, plus the bench
-overlay and one configuration overlay. Brings it up, seeds it, tells what it runs, takes it down.
+overlay and a configuration (one overlay, or several joined by '+'). Brings it up, finds where each
+tier can be reached (reach.py), seeds it, tells what it runs, takes it down.
 
 Nothing here touches the stack of `make up` (project fourtier, ports 8080/8404) or the tests'
 (fourtier-test, 18080/18404): every name, port and subnet below is the load tests' own.
@@ -16,10 +17,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import reach
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "loadtests" / "configs"
 BENCH_OVERLAY = "loadtests/compose.bench.yml"
 SECRET = ROOT / ".secrets" / "db_app_password"
+SERVICE = "com.docker.compose.service"  # the label Compose gives a container: its service
 
 # The project's environment; each value can be overridden from the environment of `make`.
 BENCH_ENV = {
@@ -78,12 +82,19 @@ class Stack:
     env: dict[str, str] = field(default_factory=lambda: dict(BENCH_ENV))
     config: str = "default"
     from_environment: bool = True
+    direct: bool = True  # False: load goes to the published ports, through docker-proxy
+    # Port variable -> where that tier's load goes; found by `up` (see reach.py).
+    endpoints: dict[str, reach.Endpoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Values given in the environment win (e.g. LB_HTTP_PORT=... make loadtest), except for
         # the smoke test's stack, which must not inherit the test stack's settings from pytest.
         if self.from_environment:
             self.env = {k: os.environ.get(k, v) for k, v in self.env.items()}
+
+    @property
+    def project(self) -> str:
+        return self.env["COMPOSE_PROJECT_NAME"]
 
     @property
     def ports(self) -> dict[str, int]:
@@ -109,17 +120,37 @@ class Stack:
     def up(self, config: str) -> None:
         """Start (or switch to) `config`: every container fresh, returns once all are healthy."""
         self.config = config
-        print(f"== stack {self.env['COMPOSE_PROJECT_NAME']}: up with configuration {config}")
+        print(f"== stack {self.project}: up with configuration {config}")
         subprocess.run([str(ROOT / "scripts" / "make-secrets.sh")], check=True, cwd=ROOT)
         self.compose("up", "--detach", "--wait", "--force-recreate", "--remove-orphans")
+        # Containers are new, and so may be their addresses: look again after every `up`.
+        self.endpoints = reach.find(self.project, self.containers(), self.ports, self.direct)
+        print(f"== load goes {self.path()}")
         self.seed()
 
     def down(self) -> None:
-        print(f"== stack {self.env['COMPOSE_PROJECT_NAME']}: down")
+        print(f"== stack {self.project}: down")
         self.compose("down", "--volumes", "--remove-orphans", check=False)
 
+    def path(self) -> str:
+        return reach.describe(self.endpoints)
+
+    def containers(self) -> dict[str, dict]:
+        """service -> `docker inspect` of its container, for every running one of the project."""
+        ids = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if not ids:
+            return {}
+        done = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True)
+        return {c["Config"]["Labels"][SERVICE]: c for c in json.loads(done.stdout or "[]")}
+
     def db_url(self) -> str:
-        return f"postgresql://guestbook_app@127.0.0.1:{self.env['BENCH_DB_PORT']}/guestbook"
+        db = self.endpoints["BENCH_DB_PORT"]
+        return f"postgresql://guestbook_app@{db.host}:{db.port}/guestbook"
 
     def seed(self, rows: int = 200) -> None:
         """At least `rows` messages, so every read returns a full page of 20."""
