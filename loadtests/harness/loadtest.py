@@ -30,7 +30,7 @@ def run_info(stack: Stack, seconds: int, processes: int) -> dict:
         "duration_s": seconds,
         "processes": processes,
         "locust_version": importlib.metadata.version("locust"),
-        "machine": machine(),
+        "machine": {**machine(), "container_log_driver": stack.log_drivers()},
         "path": stack.path(),
         "versions": stack.versions(),
         "settings": stack.settings(),

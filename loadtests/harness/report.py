@@ -114,6 +114,9 @@ def header(info: dict) -> str:
         f"- date: {info['date']}; commit {m['commit']}; configuration `{info['config']}`",
         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']}, {m['os']}, "
         f"kernel {m['kernel']}",
+        f"- Docker: storage driver {m['docker_storage_driver']}, default log driver"
+        f" {m['docker_logging_driver']}, cgroup v{m['cgroup_version']}; the stack's containers"
+        f" log with {m['container_log_driver']}",
         f"- path: {info['path']}",
         "- versions: " + "; ".join(f"{k} {val}" for k, val in v.items()),
         f"- load: {info['duration_s']} s per scenario and per tool, "

@@ -148,6 +148,16 @@ class Stack:
         done = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True)
         return {c["Config"]["Labels"][SERVICE]: c for c in json.loads(done.stdout or "[]")}
 
+    def log_drivers(self) -> str:
+        """The log driver each container really uses (docker-compose.yml may set it per service):
+        every line a server writes to stdout goes through it, which costs dockerd CPU."""
+        services: dict[str, list[str]] = {}
+        for service, c in self.containers().items():
+            services.setdefault(c["HostConfig"]["LogConfig"]["Type"], []).append(service)
+        if len(services) == 1:
+            return f"{next(iter(services))} (every container)"
+        return "; ".join(f"{d}: {', '.join(sorted(s))}" for d, s in sorted(services.items()))
+
     def db_url(self) -> str:
         db = self.endpoints["BENCH_DB_PORT"]
         return f"postgresql://guestbook_app@{db.host}:{db.port}/guestbook"
@@ -240,6 +250,9 @@ def machine() -> dict[str, str]:
                 break
     with open("/proc/meminfo", encoding="utf-8") as f:
         mem_kib = int(f.readline().split()[1])
+    fields = "{{.Driver}} {{.LoggingDriver}} {{.CgroupVersion}}"
+    docker = subprocess.run(["docker", "info", "--format", fields], capture_output=True, text=True)
+    storage, logging, cgroup = (docker.stdout.split() + ["?"] * 3)[:3]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     )
@@ -252,6 +265,11 @@ def machine() -> dict[str, str]:
         "memory": f"{mem_kib / 1024 / 1024:.0f} GiB",
         "kernel": platform.release(),
         "os": _os_name(),
+        # Docker's defaults: the storage driver every container's files go through, the log
+        # driver a container gets when docker-compose.yml names none, the cgroup version.
+        "docker_storage_driver": storage,
+        "docker_logging_driver": logging,
+        "cgroup_version": cgroup,
         "commit": commit.stdout.strip()
         + (" (with uncommitted changes)" if dirty.stdout.strip() else ""),
     }
