@@ -6,6 +6,9 @@ scenario: pgbench from the db image (the same PostgreSQL version as the server),
 host's network so that it connects to the same address Locust does, with the same two statements
 in the same 4:1 proportion, prepared, one connection per Locust user. If the C tool gets much more
 out of a tier than Locust did, the figure was Locust's limit, not the tier's.
+
+During the C tool's run the containers' CPU is sampled as during Locust's, so the CPU table of
+that run has no Python load generator in it.
 """
 
 import json
@@ -32,9 +35,9 @@ def wrk_missing() -> bool:
     return shutil.which("wrk") is None
 
 
-def run(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict | None:
+def run(scenario: Scenario, stack: Stack, seconds: int, out: Path, containers: dict) -> dict | None:
     if scenario.tag == "database":
-        return pgbench(scenario, stack, seconds, out)
+        return pgbench(scenario, stack, seconds, out, containers)
     if wrk_missing():
         return None
     host = scenario.host(stack.endpoints)
@@ -54,7 +57,7 @@ def run(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict | Non
     print(
         f"   wrk     {scenario.name:<18} {seconds}s, {scenario.users} connections ...", flush=True
     )
-    m = measure.run(cmd, seconds, env=env)
+    m = measure.run(cmd, seconds, env=env, containers=containers)
     (out / f"{scenario.name}.wrk.txt").write_text(m.stdout + m.stderr)
     line = next((x for x in m.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
     if line is None:
@@ -68,10 +71,11 @@ def run(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict | Non
         "p99_ms": r["p99_ms"],
         "fail_pct": round(100 * r["errors"] / r["requests"], 2) if r["requests"] else 100.0,
         "cpu_cores": round(m.cpu_cores, 2),
+        "cpu_by_tier": measure.by_tier(m.tiers),
     }
 
 
-def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict:
+def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path, containers: dict) -> dict:
     """pgbench with the Locust DatabaseUser's statements, from the db image, on the host's
     network, to the database's address (its container's, or the published port)."""
     scripts = out / f"{scenario.name}.pgbench"
@@ -93,7 +97,8 @@ def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict:
     print(
         f"   pgbench {scenario.name:<18} {seconds}s, {scenario.users} connections ...", flush=True
     )
-    m = measure.run(cmd, seconds, env={"PGPASSWORD": SECRET.read_text().strip()})
+    env = {"PGPASSWORD": SECRET.read_text().strip()}
+    m = measure.run(cmd, seconds, env=env, containers=containers)
     (out / f"{scenario.name}.pgbench.txt").write_text(m.stdout + m.stderr)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", m.stdout)
     failed = re.search(r"number of failed transactions: (\d+)", m.stdout)
@@ -121,5 +126,6 @@ def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict:
         "p99_ms": pct(0.99),
         "fail_pct": round(100 * errors / (processed + errors), 2) if processed + errors else 100.0,
         "cpu_cores": None,  # pgbench runs in a container, outside the harness's process tree
+        "cpu_by_tier": measure.by_tier(m.tiers),
         **({} if tps else {"error": (m.stderr or m.stdout)[-300:]}),
     }

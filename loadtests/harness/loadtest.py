@@ -56,7 +56,9 @@ def measure_all(
             with measure.heavy_lock(2 * seconds) if calibrate_too else no_lock:
                 host = scenario.host(stack.endpoints)
                 locust = locust_run.run(scenario, host, seconds, out, processes, containers)
-                cal = calibrate.run(scenario, stack, seconds, out) if calibrate_too else None
+                cal = None
+                if calibrate_too:
+                    cal = calibrate.run(scenario, stack, seconds, out, containers)
             results.append(
                 {
                     "scenario": scenario.name,
@@ -89,12 +91,17 @@ def main(
             stack.down()
     report.add_flags(results)
     found = report.targets(results)
-    table = report.loadtest_table(results)
-    cpu = report.cpu_table(results)
-    text = (
-        f"{report.header(info)}\n\n{table}\n\n"
-        f"CPU per request, in ms (cores / req/s), during the Locust run:\n\n{cpu}\n\n"
-        f"Targets:\n{report.targets_text(found)}\n"
+    text = "\n\n".join(
+        [
+            report.header(info),
+            report.loadtest_table(results),
+            "CPU per request, in ms (cores / req/s), during the Locust run:",
+            report.cpu_table(results, "locust"),
+            "CPU per request, in ms, during the wrk/pgbench run (the figures to trust: no Python"
+            " load generator shares the cores):",
+            report.cpu_table(results, "calibration"),
+            f"Targets:\n{report.targets_text(found)}\n",
+        ]
     )
     (out / "summary.md").write_text(text)
     report.write_json(out / "summary.json", {**info, "results": results, "targets": found})

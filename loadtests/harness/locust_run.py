@@ -48,17 +48,8 @@ def run(
         "cpu_cores_max": round(m.cpu_cores_max, 2),
         "machine_cpu_pct": round(m.machine_cpu, 1),
         "processes": processes,
-        "cpu_by_tier": by_tier(m.tiers),
+        "cpu_by_tier": measure.by_tier(m.tiers),
     }
-
-
-def by_tier(cores: dict[str, float]) -> dict[str, float]:
-    """Containers' CPU summed per tier (lb1 + lb2 -> lb, ...), in cores; Docker's own apart."""
-    tiers: dict[str, float] = {}
-    for name, value in cores.items():
-        tier = name.rstrip("0123456789") or name
-        tiers[tier] = round(tiers.get(tier, 0.0) + value, 3)
-    return tiers
 
 
 def read_stats(path: Path) -> dict:

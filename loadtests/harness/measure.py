@@ -13,7 +13,8 @@ Every half second it reads the CPU time of
   containerd and its shims ("dockerd", which carry every log line the servers write and run every
   healthcheck).
 Figures are in cores: 1.0 = one core busy the whole time, over the steady part of the run (the
-first 2 s, start-up, and the last sample, shutdown, are left out).
+first 2 s, start-up, and the last sample, shutdown, are left out; a run too short for that, a
+smoke run's, is taken whole).
 """
 
 import contextlib
@@ -142,7 +143,9 @@ class Sampler(threading.Thread):
         if len(self.readings) < 3:
             return {}
         t0 = self.readings[0][0]
-        steady = [r for r in self.readings[:-1] if r[0] - t0 >= skip] or self.readings
+        steady = [r for r in self.readings[:-1] if r[0] - t0 >= skip]
+        if len(steady) < 2:  # a run too short to have a steady part (a smoke run): all of it
+            steady = self.readings
         first, last = steady[0], steady[-1]
         span = last[0] - first[0]
         if span <= 0:
@@ -204,3 +207,12 @@ def container_cpu_files(containers: dict[str, dict]) -> dict[str, Path]:
         if path:
             files[service] = path
     return dict(sorted(files.items()))
+
+
+def by_tier(cores: dict[str, float]) -> dict[str, float]:
+    """Containers' CPU summed per tier (lb1 + lb2 -> lb, ...), in cores; Docker's own apart."""
+    tiers: dict[str, float] = {}
+    for name, value in cores.items():
+        tier = name.rstrip("0123456789") or name
+        tiers[tier] = round(tiers.get(tier, 0.0) + value, 3)
+    return tiers

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 NEAR_CEILING = 0.8
 MIN_RATIO = 0.8
+CPU_COLUMNS = ["lb", "web", "app", "db", "proxy", "dockerd"]
 TIER_COLOURS = {
     "lb": "#4c72b0",
     "web": "#55a868",
@@ -83,27 +84,25 @@ def loadtest_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def cpu_table(results: list[dict]) -> str:
-    """Where the CPU went, per request: the load generator, each tier, Docker (proxy, logs)."""
-    tiers = ["lb", "web", "app", "db", "proxy", "dockerd"]
+def per_request(cores: float | None, rps: float | None) -> float | None:
+    """CPU time per request, in ms, from cores used and requests per second."""
+    return 1000 * cores / rps if cores is not None and rps else None
+
+
+def cpu_table(results: list[dict], run: str) -> str:
+    """Where the CPU went, per request, during one kind of run (`locust`, or `calibration`: the C
+    tool's): the load generator, each tier, Docker (proxy, logs)."""
+    generator = "Locust" if run == "locust" else "wrk/pgbench"
     lines = [
-        "| scenario | req/s | Locust | " + " | ".join(tiers) + " | wrk/pgbench |",
-        "|" + "---|" * (len(tiers) + 4),
+        row("scenario", "req/s", generator, *CPU_COLUMNS),
+        "|" + "---|" * (len(CPU_COLUMNS) + 3),
     ]
     for r in results:
-        lo, cal = r["locust"], r.get("calibration") or {}
-        rps = lo["rps"] or 0
-
-        def per_request(cores, rps=rps):
-            return fmt(1000 * cores / rps, 2) if cores is not None and rps else "-"
-
-        cells = [per_request(lo["cpu_by_tier"].get(t)) for t in tiers]
-        c_rps, c_cores = cal.get("rps"), cal.get("cpu_cores")
-        tool = fmt(1000 * c_cores / c_rps, 2) if c_rps and c_cores else "-"
+        m = r.get(run) or {}
+        rps, tiers = m.get("rps"), m.get("cpu_by_tier", {})
+        cells = [fmt(per_request(tiers.get(t), rps), 2) for t in CPU_COLUMNS]
         lines.append(
-            f"| {r['scenario']} | {fmt(rps)} | {per_request(lo['cpu_cores'])} | "
-            + " | ".join(cells)
-            + f" | {tool} |"
+            row(r["scenario"], fmt(rps), fmt(per_request(m.get("cpu_cores"), rps), 2), *cells)
         )
     return "\n".join(lines)
 
