@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import compare, loadtest, scenarios
+from .loadtest import Load
 from .stack import SMOKE_ENV, Stack, config_description, config_files, config_names
 
 
@@ -35,6 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     common.add_argument(
         "--smoke", action="store_true", help="use the smoke test's project and ports"
+    )
+    common.add_argument(
+        "--warmup",
+        type=int,
+        default=5,
+        help="seconds of the same load before each wrk/pgbench run, figures discarded",
+    )
+    common.add_argument(
+        "--quiet-wait",
+        type=int,
+        default=30,
+        help="before each run, wait at most this long for the machine to be quiet",
     )
     common.add_argument(
         "--via-published-ports",
@@ -65,17 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     stack.direct = not args.via_published_ports
     if args.results_dir:
         loadtest.RESULTS = Path(args.results_dir).resolve()
+    load = Load(args.duration, args.processes, args.warmup, args.quiet_wait)
     chosen = scenarios.select(args.scenarios.split())
     configs = [args.config] if args.command == "loadtest" else args.configs.split()
     for config in configs:
         config_files(config)  # an unknown name stops here, before any stack is started
     if args.command == "loadtest":
-        return loadtest.main(
-            stack, args.config, chosen, args.duration, args.processes, args.keep_up
-        )
+        return loadtest.main(stack, args.config, chosen, load, args.keep_up)
     if not args.scenarios:
         chosen = scenarios.select(compare.DEFAULT_SCENARIOS)
-    return compare.main(stack, configs, chosen, args.duration, args.processes, args.repeats)
+    return compare.main(stack, configs, chosen, load, args.repeats)
 
 
 if __name__ == "__main__":

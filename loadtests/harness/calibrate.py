@@ -7,8 +7,12 @@ host's network so that it connects to the same address Locust does, with the sam
 in the same 4:1 proportion, prepared, one connection per Locust user. If the C tool gets much more
 out of a tier than Locust did, the figure was Locust's limit, not the tier's.
 
-During the C tool's run the containers' CPU is sampled as during Locust's, so the CPU table of
-that run has no Python load generator in it.
+Each tool first runs `warmup` seconds of the same load, whose figures are thrown away: the first
+seconds after a fresh start fill caches, open the app's pooled connections, and let the servers
+and the kernel reach their steady state. Locust needs no such run: its statistics start once every
+user is running (`reset-stats` in the scenario files). During the measured run the containers'
+CPU is sampled as during Locust's, so the CPU table of the C tool's run has no Python generator
+in it.
 """
 
 import json
@@ -35,13 +39,15 @@ def wrk_missing() -> bool:
     return shutil.which("wrk") is None
 
 
-def run(scenario: Scenario, stack: Stack, seconds: int, out: Path, containers: dict) -> dict | None:
+def run(
+    scenario: Scenario, stack: Stack, seconds: int, warmup: int, out: Path, containers: dict
+) -> dict | None:
     if scenario.tag == "database":
-        return pgbench(scenario, stack, seconds, out, containers)
+        return pgbench(scenario, stack, seconds, warmup, out, containers)
     if wrk_missing():
         return None
     host = scenario.host(stack.endpoints)
-    cmd = ["wrk", "-t", "2", "-c", str(scenario.users), "-d", f"{seconds}s", "--timeout", TIMEOUT]
+    cmd = ["wrk", "-t", "2", "-c", str(scenario.users), "--timeout", TIMEOUT]
     env = {}
     if scenario.tag == "messages":
         cmd += ["-s", str(WRK_DIR / "messages.lua"), host]
@@ -55,9 +61,13 @@ def run(scenario: Scenario, stack: Stack, seconds: int, out: Path, containers: d
     else:
         cmd += ["-s", str(WRK_DIR / "report.lua"), host + GET_PATHS[scenario.tag]]
     print(
-        f"   wrk     {scenario.name:<18} {seconds}s, {scenario.users} connections ...", flush=True
+        f"   wrk     {scenario.name:<18} {warmup}s warm-up + {seconds}s, "
+        f"{scenario.users} connections ...",
+        flush=True,
     )
-    m = measure.run(cmd, seconds, env=env, containers=containers)
+    if warmup:
+        measure.run([*cmd, "-d", f"{warmup}s"], warmup, env=env)
+    m = measure.run([*cmd, "-d", f"{seconds}s"], seconds, env=env, containers=containers)
     (out / f"{scenario.name}.wrk.txt").write_text(m.stdout + m.stderr)
     line = next((x for x in m.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
     if line is None:
@@ -75,7 +85,9 @@ def run(scenario: Scenario, stack: Stack, seconds: int, out: Path, containers: d
     }
 
 
-def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path, containers: dict) -> dict:
+def pgbench(
+    scenario: Scenario, stack: Stack, seconds: int, warmup: int, out: Path, containers: dict
+) -> dict:
     """pgbench with the Locust DatabaseUser's statements, from the db image, on the host's
     network, to the database's address (its container's, or the published port)."""
     scripts = out / f"{scenario.name}.pgbench"
@@ -91,13 +103,18 @@ def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path, container
     cmd = ["docker", "run", "--rm", "--network", "host", "-e", "PGPASSWORD", "-v", f"{scripts}:/w"]
     cmd += ["-w", "/w", "--entrypoint", "pgbench", image]
     cmd += ["-h", db.host, "-p", str(db.port), "-U", "guestbook_app", "-n"]
-    cmd += ["-M", "prepared", "-c", str(scenario.users), "-j", "2", "-T", str(seconds), "-l"]
+    cmd += ["-M", "prepared", "-c", str(scenario.users), "-j", "2"]
     cmd += ["-f", f"read.sql@{targets.READ_WEIGHT}", "-f", f"write.sql@{targets.WRITE_WEIGHT}"]
-    cmd += ["guestbook"]
     print(
-        f"   pgbench {scenario.name:<18} {seconds}s, {scenario.users} connections ...", flush=True
+        f"   pgbench {scenario.name:<18} {warmup}s warm-up + {seconds}s, "
+        f"{scenario.users} connections ...",
+        flush=True,
     )
     env = {"PGPASSWORD": SECRET.read_text().strip()}
+    if warmup:
+        measure.run([*cmd, "-T", str(warmup), "guestbook"], warmup, env=env)
+    # -l: a log line per transaction (in /w), from which the percentiles below are read.
+    cmd += ["-T", str(seconds), "-l", "guestbook"]
     m = measure.run(cmd, seconds, env=env, containers=containers)
     (out / f"{scenario.name}.pgbench.txt").write_text(m.stdout + m.stderr)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", m.stdout)

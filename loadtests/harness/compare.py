@@ -2,8 +2,10 @@
 
 The stack is brought up fresh in each configuration, in turn, for each repeat (a b c, a b c, ...),
 so slow drift of a noisy machine spreads over every configuration instead of favouring one. Each
-figure is the median over the repeats, with min-max beside it. No calibration here: the table
-compares configurations with one load generator; `make loadtest` tells how far to trust Locust.
+figure is the median over the repeats, with min-max beside it, and the spread, (max - min) /
+median: a difference between two configurations smaller than their spreads is noise. Every run
+starts on a quiet machine (measure.wait_for_quiet). No calibration here: the table compares
+configurations with one load generator; `make loadtest` tells how far to trust Locust.
 
 A configuration may be several overlays joined by '+' (`tutorial-default+remote-db`), applied in
 that order.
@@ -33,10 +35,12 @@ def summarise(runs: list[dict]) -> dict:
         values = [r[key] for r in runs if r[key] is not None]
         return statistics.median(values) if values else None
 
+    mid = statistics.median(rps)
     return {
-        "rps": statistics.median(rps),
+        "rps": mid,
         "rps_min": min(rps),
         "rps_max": max(rps),
+        "spread_pct": round(100 * (max(rps) - min(rps)) / mid, 1) if mid else None,
         "p50_ms": median("p50_ms"),
         "p95_ms": median("p95_ms"),
         "p99_ms": median("p99_ms"),
@@ -52,9 +56,9 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
         rows = {c: summary[c][s.name] for c in configs if s.name in summary[c]}
         best = max((r["rps"] for r in rows.values()), default=0) or 1
         parts.append(f"### {s.name} ({s.tier} tier): {s.description}\n")
-        header = ["configuration", "req/s median (min-max)", "% of best", "p50 ms", "p95 ms"]
-        parts.append(report.row(*header, "p99 ms", "errors %"))
-        parts.append("|---|---|---|---|---|---|---|")
+        header = ["configuration", "req/s median (min-max)", "spread %", "% of best", "p50 ms"]
+        parts.append(report.row(*header, "p95 ms", "p99 ms", "errors %"))
+        parts.append("|---|---|---|---|---|---|---|---|")
         for c, r in rows.items():
             cpu = " (Locust CPU warning)" if r["cpu_warning"] else ""
             rps = f"{report.fmt(r['rps'])} ({report.fmt(r['rps_min'])}-{report.fmt(r['rps_max'])})"
@@ -62,6 +66,7 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
                 report.row(
                     c,
                     rps + cpu,
+                    report.fmt(r["spread_pct"]),
                     f"{100 * r['rps'] / best:.0f}%",
                     report.fmt(r["p50_ms"]),
                     report.fmt(r["p95_ms"]),
@@ -121,12 +126,7 @@ def chart(
 
 
 def main(
-    stack: Stack,
-    configs: list[str],
-    scenarios: list[Scenario],
-    seconds: int,
-    processes: int,
-    repeats: int,
+    stack: Stack, configs: list[str], scenarios: list[Scenario], load: loadtest.Load, repeats: int
 ) -> int:
     out = loadtest.new_results_dir("compare")
     print(f"== results: {out}")
@@ -139,25 +139,31 @@ def main(
                 print(f"== repeat {rep}/{repeats}, configuration {config}")
                 stack.up(config)
                 if info is None:
-                    info = loadtest.run_info(stack, seconds, processes)
+                    info = loadtest.run_info(stack, load)
                 settings.setdefault(config, stack.settings())
                 rep_dir = out / config / f"rep{rep}"
                 rep_dir.mkdir(parents=True)
-                for r in loadtest.measure_all(
-                    stack, scenarios, seconds, rep_dir, processes, calibrate_too=False
-                ):
+                for r in loadtest.measure_all(stack, scenarios, load, rep_dir, calibrate_too=False):
                     runs[config].setdefault(r["scenario"], []).append(r["locust"])
     finally:
         stack.down()
     summary = {c: {name: summarise(rs) for name, rs in runs[c].items()} for c in configs}
     found = targets(summary)
     info["config"] = ", ".join(configs)
+    info["warmup_s"] = 0  # no wrk or pgbench run here
     info.pop("settings", None)
+    readings = [
+        (f"{name}, {c}, repeat {i}", run["quiet"])
+        for c in configs
+        for name, rs in runs[c].items()
+        for i, run in enumerate(rs, 1)
+    ]
     lines = [
         f"## Comparison: {', '.join(configs)} ({repeats} repeats)",
         "",
-        report.header(info),
+        report.header(info, readings),
         "",
+        *(f"{w}\n" for w in report.quiet_warnings(readings)),
     ]
     lines += ["| configuration | what it changes | running |", "|---|---|---|"]
     for c in configs:

@@ -3,11 +3,16 @@
 Writes loadtests/results/<time>-<config>/: per scenario Locust's CSV files, HTML report, log and
 command, the wrk/pgbench output; then summary.json, summary.md (the printed table) and
 throughput.png.
+
+Against noise, every measured run starts on a quiet machine (measure.wait_for_quiet) and after a
+warm-up whose figures are thrown away (wrk and pgbench: `warmup` seconds of the same load; Locust:
+its statistics are reset once every user runs).
 """
 
 import contextlib
 import datetime
 import importlib.metadata
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import calibrate, locust_run, measure, report
@@ -17,18 +22,32 @@ from .stack import ROOT, Stack, machine
 RESULTS = ROOT / "loadtests" / "results"
 
 
+@dataclass(frozen=True)
+class Load:
+    """How every scenario of a run is loaded."""
+
+    seconds: int  # per scenario and per tool
+    processes: int = 1  # Locust processes
+    warmup: int = 5  # seconds of the C tool's load before its measured run, figures discarded
+    quiet_wait: int = 30  # at most this long waiting for a quiet machine before each run
+
+
 def new_results_dir(label: str) -> Path:
     out = RESULTS / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{label}"
     out.mkdir(parents=True)
     return out
 
 
-def run_info(stack: Stack, seconds: int, processes: int) -> dict:
+def run_info(stack: Stack, load: Load) -> dict:
     return {
         "date": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         "config": stack.config,
-        "duration_s": seconds,
-        "processes": processes,
+        "duration_s": load.seconds,
+        "warmup_s": load.warmup,
+        "quiet_cpu_pct": measure.QUIET_CPU_PCT,
+        "quiet_sample_s": measure.QUIET_SAMPLE_SECONDS,
+        "quiet_wait_s": load.quiet_wait,
+        "processes": load.processes,
         "locust_version": importlib.metadata.version("locust"),
         "machine": {**machine(), "container_log_driver": stack.log_drivers()},
         "path": stack.path(),
@@ -38,27 +57,31 @@ def run_info(stack: Stack, seconds: int, processes: int) -> dict:
 
 
 def measure_all(
-    stack: Stack,
-    scenarios: list[Scenario],
-    seconds: int,
-    out: Path,
-    processes: int,
-    calibrate_too: bool,
+    stack: Stack, scenarios: list[Scenario], load: Load, out: Path, calibrate_too: bool
 ) -> list[dict]:
-    """Each scenario by Locust (and by the C tool). Load is made holding the heavy-load lock: per
-    scenario when calibrating (Locust and the C tool back to back, in the same conditions), else
-    for the whole set (one configuration's runs in a comparison)."""
+    """Each scenario by Locust (and by the C tool), each run after a quiet-machine check. Load is
+    made holding the heavy-load lock: per scenario when calibrating (Locust and the C tool back to
+    back, in the same conditions), else for the whole set (one configuration's runs in a
+    comparison)."""
     results = []
     containers = measure.container_cpu_files(stack.containers())
     no_lock = contextlib.nullcontext()
-    with no_lock if calibrate_too else measure.heavy_lock(seconds * len(scenarios)):
+    per_scenario = 2 * load.seconds + load.warmup
+    with no_lock if calibrate_too else measure.heavy_lock(load.seconds * len(scenarios)):
         for scenario in scenarios:
-            with measure.heavy_lock(2 * seconds) if calibrate_too else no_lock:
+            with measure.heavy_lock(per_scenario) if calibrate_too else no_lock:
+                quiet = measure.wait_for_quiet(load.quiet_wait)
                 host = scenario.host(stack.endpoints)
-                locust = locust_run.run(scenario, host, seconds, out, processes, containers)
+                locust = locust_run.run(
+                    scenario, host, load.seconds, out, load.processes, containers
+                )
+                locust["quiet"] = quiet
                 cal = None
                 if calibrate_too:
-                    cal = calibrate.run(scenario, stack, seconds, out, containers)
+                    quiet = measure.wait_for_quiet(load.quiet_wait)
+                    cal = calibrate.run(scenario, stack, load.seconds, load.warmup, out, containers)
+                if cal:
+                    cal["quiet"] = quiet
             results.append(
                 {
                     "scenario": scenario.name,
@@ -72,28 +95,23 @@ def measure_all(
     return results
 
 
-def main(
-    stack: Stack,
-    config: str,
-    scenarios: list[Scenario],
-    seconds: int,
-    processes: int,
-    keep_up: bool,
-) -> int:
+def main(stack: Stack, config: str, scenarios: list[Scenario], load: Load, keep_up: bool) -> int:
     out = new_results_dir(config)
     print(f"== results: {out}")
     try:
         stack.up(config)
-        info = run_info(stack, seconds, processes)
-        results = measure_all(stack, scenarios, seconds, out, processes, calibrate_too=True)
+        info = run_info(stack, load)
+        results = measure_all(stack, scenarios, load, out, calibrate_too=True)
     finally:
         if not keep_up:
             stack.down()
     report.add_flags(results)
     found = report.targets(results)
+    readings = report.quiet_readings(results)
     text = "\n\n".join(
         [
-            report.header(info),
+            report.header(info, readings),
+            *report.quiet_warnings(readings),
             report.loadtest_table(results),
             "CPU per request, in ms (cores / req/s), during the Locust run:",
             report.cpu_table(results, "locust"),

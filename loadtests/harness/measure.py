@@ -15,6 +15,10 @@ Every half second it reads the CPU time of
 Figures are in cores: 1.0 = one core busy the whole time, over the steady part of the run (the
 first 2 s, start-up, and the last sample, shutdown, are left out; a run too short for that, a
 smoke run's, is taken whole).
+
+Before each run, `wait_for_quiet` checks that the machine is idle: a run that starts while
+something else (a build, another benchmark, PostgreSQL's checkpoint after the last run) still
+takes the cores measures the left-overs. The reading goes into the report beside the run.
 """
 
 import contextlib
@@ -31,6 +35,10 @@ import psutil
 HEAVY_LOCK = os.environ.get("HEAVY_LOCK", "/tmp/fourtier-heavy.lock")
 # Runs this short are smoke runs: they need not wait for the heavy-load lock.
 LOCK_ABOVE_SECONDS = 15
+# The quiet-machine check: whole-machine CPU over QUIET_SAMPLE_SECONDS, with the stack idle, must be
+# at most QUIET_CPU_PCT % of all cores (an idle stack's healthchecks take a few %).
+QUIET_CPU_PCT = 20.0
+QUIET_SAMPLE_SECONDS = 2.0
 # Docker's own processes, in two groups: the proxy of published ports, and the daemons (which carry
 # every log line and run every healthcheck).
 DOCKER_PROCESSES = {
@@ -54,6 +62,23 @@ def heavy_lock(seconds: float):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def wait_for_quiet(limit: float) -> dict:
+    """Sample whole-machine CPU until it is at most QUIET_CPU_PCT, for at most `limit` seconds.
+    Returns the last reading, whether it was quiet, and how long the run was held back."""
+    start = time.monotonic()
+    while True:
+        pct = psutil.cpu_percent(interval=QUIET_SAMPLE_SECONDS)
+        quiet = pct <= QUIET_CPU_PCT
+        waited = time.monotonic() - start - QUIET_SAMPLE_SECONDS
+        if quiet or waited >= limit:
+            break
+        if waited < QUIET_SAMPLE_SECONDS:
+            print(f"   machine busy ({pct:.0f}% CPU), waiting up to {limit:.0f} s ...", flush=True)
+    if not quiet:
+        print(f"   WARNING: still {pct:.0f}% CPU after {waited:.0f} s; running anyway", flush=True)
+    return {"idle_cpu_pct": round(pct, 1), "quiet": quiet, "waited_s": round(waited, 1)}
 
 
 def cgroup_cpu_file(container_id: str) -> Path | None:
@@ -199,6 +224,15 @@ def run(
     )
 
 
+def by_tier(cores: dict[str, float]) -> dict[str, float]:
+    """Containers' CPU summed per tier (lb1 + lb2 -> lb, ...), in cores; Docker's own apart."""
+    tiers: dict[str, float] = {}
+    for name, value in cores.items():
+        tier = name.rstrip("0123456789") or name
+        tiers[tier] = round(tiers.get(tier, 0.0) + value, 3)
+    return tiers
+
+
 def container_cpu_files(containers: dict[str, dict]) -> dict[str, Path]:
     """service name -> CPU counter file, for containers given as service -> `docker inspect`."""
     files = {}
@@ -207,12 +241,3 @@ def container_cpu_files(containers: dict[str, dict]) -> dict[str, Path]:
         if path:
             files[service] = path
     return dict(sorted(files.items()))
-
-
-def by_tier(cores: dict[str, float]) -> dict[str, float]:
-    """Containers' CPU summed per tier (lb1 + lb2 -> lb, ...), in cores; Docker's own apart."""
-    tiers: dict[str, float] = {}
-    for name, value in cores.items():
-        tier = name.rstrip("0123456789") or name
-        tiers[tier] = round(tiers.get(tier, 0.0) + value, 3)
-    return tiers

@@ -91,24 +91,69 @@ def per_request(cores: float | None, rps: float | None) -> float | None:
 
 def cpu_table(results: list[dict], run: str) -> str:
     """Where the CPU went, per request, during one kind of run (`locust`, or `calibration`: the C
-    tool's): the load generator, each tier, Docker (proxy, logs)."""
+    tool's): the load generator, each tier, Docker (proxy, logs). Beside it, the whole machine's
+    CPU just before the run, with the stack idle (the quiet-machine check)."""
     generator = "Locust" if run == "locust" else "wrk/pgbench"
     lines = [
-        row("scenario", "req/s", generator, *CPU_COLUMNS),
-        "|" + "---|" * (len(CPU_COLUMNS) + 3),
+        row("scenario", "req/s", "idle CPU % before", generator, *CPU_COLUMNS),
+        "|" + "---|" * (len(CPU_COLUMNS) + 4),
     ]
     for r in results:
         m = r.get(run) or {}
         rps, tiers = m.get("rps"), m.get("cpu_by_tier", {})
         cells = [fmt(per_request(tiers.get(t), rps), 2) for t in CPU_COLUMNS]
         lines.append(
-            row(r["scenario"], fmt(rps), fmt(per_request(m.get("cpu_cores"), rps), 2), *cells)
+            row(
+                r["scenario"],
+                fmt(rps),
+                fmt((m.get("quiet") or {}).get("idle_cpu_pct"), 1),
+                fmt(per_request(m.get("cpu_cores"), rps), 2),
+                *cells,
+            )
         )
     return "\n".join(lines)
 
 
-def header(info: dict) -> str:
+def quiet_readings(results: list[dict]) -> list[tuple[str, dict]]:
+    """(which run, its quiet-machine check), for every run of a `make loadtest`."""
+    found = []
+    for r in results:
+        found.append((f"{r['scenario']} (Locust)", r["locust"].get("quiet")))
+        cal = r.get("calibration")
+        if cal:
+            found.append((f"{r['scenario']} ({cal['tool']})", cal.get("quiet")))
+    return [(label, quiet) for label, quiet in found if quiet]
+
+
+def quiet_warnings(readings: list[tuple[str, dict]]) -> list[str]:
+    """A loud paragraph when some run started on a busy machine; nothing otherwise."""
+    noisy = [f"{label} {q['idle_cpu_pct']:.0f}%" for label, q in readings if not q["quiet"]]
+    if not noisy:
+        return []
+    return [
+        f"**WARNING: the machine never got quiet before {len(noisy)} of {len(readings)} runs**"
+        f" ({', '.join(noisy)}, whole-machine CPU with the stack idle): those figures include"
+        " someone else's load. Run again when the machine is quiet."
+    ]
+
+
+def header(info: dict, readings: list[tuple[str, dict]]) -> str:
     m, v = info["machine"], info["versions"]
+    warmup = "Locust's statistics start once every user is running (reset-stats)"
+    if info.get("warmup_s"):
+        warmup = (
+            f"wrk and pgbench first run {info['warmup_s']} s of the same load, whose figures are"
+            f" discarded; {warmup}"
+        )
+    pcts = [q["idle_cpu_pct"] for _, q in readings]
+    noisy = sum(not q["quiet"] for _, q in readings)
+    quiet = (
+        f"- quiet-machine check before each run (whole-machine CPU over"
+        f" {info['quiet_sample_s']:.0f} s with the stack idle, at most"
+        f" {info['quiet_cpu_pct']:.0f}% of all cores, waiting up to {info['quiet_wait_s']} s):"
+        f" {fmt(min(pcts, default=None), 1)}-{fmt(max(pcts, default=None), 1)}%, "
+        + (f"{noisy} of {len(readings)} runs NOT quiet" if noisy else "every run quiet")
+    )
     lines = [
         f"- date: {info['date']}; commit {m['commit']}; configuration `{info['config']}`",
         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']}, {m['os']}, "
@@ -120,6 +165,8 @@ def header(info: dict) -> str:
         "- versions: " + "; ".join(f"{k} {val}" for k, val in v.items()),
         f"- load: {info['duration_s']} s per scenario and per tool, "
         f"Locust {info['locust_version']} with {info['processes']} process(es)",
+        f"- warm-up: {warmup}",
+        quiet,
     ]
     if info.get("settings"):
         lines.append("- running: " + "; ".join(f"{k} {val}" for k, val in info["settings"].items()))
