@@ -105,6 +105,8 @@ vip: ## Show which load balancer holds the virtual IP
 # --- Load tests (loadtests/; README "Load testing") ------------------------------------------
 # A separate copy of the stack (project fourtier-bench, LB on 28080/28404, web1/app1/db on
 # 127.0.0.1:29080/29000/29432, subnet 10.213.242.0/24), brought up and taken down by the harness.
+# WARMUP=5: seconds of wrk/pgbench load before each measured run, discarded. QUIET_WAIT=30: how long
+# each run may wait for a quiet machine (0: never wait, only record the machine's idle CPU).
 CONFIG   ?= default
 CONFIGS  ?= tutorial-default default
 REPEATS  ?= 3
@@ -119,10 +121,12 @@ wrk: ## Install wrk (the C load tool that calibrates Locust) if it is missing
 	  else echo "wrk is missing: run  sudo apt-get install wrk" >&2; exit 1; fi; }
 
 loadtest: $(VENV)/.installed images wrk ## Every tier's throughput with Locust, calibrated by wrk/pgbench (CONFIG=, DURATION=20)
-	$(LOAD) loadtest --config $(CONFIG) --duration $(or $(DURATION),20) --scenarios "$(SCENARIOS)"
+	$(LOAD) loadtest --config $(CONFIG) --duration $(or $(DURATION),20) --scenarios "$(SCENARIOS)" \
+	    --warmup $(or $(WARMUP),5) --quiet-wait $(or $(QUIET_WAIT),30)
 
 compare: $(VENV)/.installed images ## Configurations side by side: CONFIGS="tutorial-default default" REPEATS=3 DURATION=10 (a+b: overlays combined)
-	$(LOAD) compare --configs "$(CONFIGS)" --repeats $(REPEATS) --duration $(or $(DURATION),10) --scenarios "$(SCENARIOS)"
+	$(LOAD) compare --configs "$(CONFIGS)" --repeats $(REPEATS) --duration $(or $(DURATION),10) --scenarios "$(SCENARIOS)" \
+	    --quiet-wait $(or $(QUIET_WAIT),30)
 
 loadtest-list: $(VENV)/.installed ## List the load-test scenarios and configurations
 	$(LOAD) list

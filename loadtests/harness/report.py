@@ -159,10 +159,11 @@ def header(info: dict, readings: list[tuple[str, dict]]) -> str:
         )
     pcts = [q["idle_cpu_pct"] for _, q in readings]
     noisy = sum(not q["quiet"] for _, q in readings)
+    wait = f"waiting up to {info['quiet_wait_s']} s" if info["quiet_wait_s"] else "never waiting"
     quiet = (
         f"- quiet-machine check before each run (whole-machine CPU over"
         f" {info['quiet_sample_s']:.0f} s with the stack idle, at most"
-        f" {info['quiet_cpu_pct']:.0f}% of all cores, waiting up to {info['quiet_wait_s']} s):"
+        f" {info['quiet_cpu_pct']:.0f}% of all cores, {wait}):"
         f" {fmt(min(pcts, default=None), 1)}-{fmt(max(pcts, default=None), 1)}%, "
         + (f"{noisy} of {len(readings)} runs NOT quiet" if noisy else "every run quiet")
     )
