@@ -1,0 +1,70 @@
+"""The harness's own logic, without a stack (part of `make test-loadtest`, under a second).
+
+What the smoke run cannot show cheaply: a scenario's host replaced by the address found for its
+tier, combined configurations, the fallback path's description, the spread and the comparison
+targets computed from given figures.
+"""
+
+from loadtests.harness import compare, reach, scenarios, stack
+
+DIRECT = {
+    "LB_HTTP_PORT": reach.Endpoint("lb1", "10.213.243.11", 8080, "lb_web"),
+    "BENCH_WEB_PORT": reach.Endpoint("web1", "10.213.243.130", 8080, "lb_web"),
+    "BENCH_APP_PORT": reach.Endpoint("app1", "172.24.0.3", 8000, "web_app"),
+    "BENCH_DB_PORT": reach.Endpoint("db", "172.22.0.2", 5432, "app_db"),
+}
+
+
+def test_scenario_hosts_point_at_the_tier_found() -> None:
+    by_name = {s.name: s for s in scenarios.all_scenarios()}
+    assert by_name["lb-static"].host(DIRECT) == "http://10.213.243.11:8080"
+    assert by_name["generator-ceiling"].host(DIRECT) == "http://10.213.243.130:8080"
+    assert by_name["app-whoami"].host(DIRECT) == "http://172.24.0.3:8000"
+    assert (
+        by_name["db-messages"].host(DIRECT)
+        == "postgresql://guestbook_app@172.22.0.2:5432/guestbook"
+    )
+
+
+def test_without_a_reachable_container_the_published_port_is_used() -> None:
+    published = {"LB_HTTP_PORT": 28180, "BENCH_WEB_PORT": 29180}
+    published |= {"BENCH_APP_PORT": 29100, "BENCH_DB_PORT": 29532}
+    found = reach.find("fourtier-loadsmoke", {}, published)
+    assert found["BENCH_APP_PORT"] == reach.Endpoint("app1", "127.0.0.1", 29100, None)
+    assert reach.describe(found).startswith(reach.PROXY)
+    assert reach.describe(DIRECT).startswith(reach.DIRECT)
+    assert reach.describe({**DIRECT, "BENCH_DB_PORT": found["BENCH_DB_PORT"]}).startswith("mixed")
+
+
+def test_a_combined_configuration_applies_its_overlays_in_order() -> None:
+    assert stack.config_files("default+db-pool-1") == [
+        "loadtests/configs/default.yml",
+        "loadtests/configs/db-pool-1.yml",
+    ]
+    both = stack.config_description("default+db-pool-1")
+    assert both.startswith(stack.config_description("default").rstrip("."))
+    assert " + " in both and both.endswith(stack.config_description("db-pool-1").rstrip("."))
+
+
+def run(rps: float, p95: float) -> dict:
+    """One Locust run's figures, as compare.summarise reads them."""
+    figures = {"rps": rps, "requests": 1000, "fail_pct": 0.0, "cpu_warning": False}
+    return figures | {"p50_ms": 1.0, "p95_ms": p95, "p99_ms": p95}
+
+
+def test_compare_reports_the_spread_and_the_remote_db_target() -> None:
+    old = compare.summarise([run(100, 50), run(110, 50), run(90, 60)])
+    new = compare.summarise([run(300, 40), run(310, 45), run(305, 50)])
+    assert old["spread_pct"] == 20.0 and new["spread_pct"] == 3.3
+    summary = {
+        "tutorial-default+remote-db": {"lb-messages": old},
+        "default+remote-db": {"lb-messages": new},
+    }
+    found = {t["target"]: t for t in compare.targets(summary, repeats=3)}
+    name = "default+remote-db >= 3.0 x tutorial-default+remote-db on lb-messages (req/s, medians)"
+    ratio = found[name]
+    assert ratio["value"] == 3.05 and ratio["met"]
+    spreads = [t for name, t in found.items() if name.startswith("spread <= 15% over 3 repeats")]
+    assert [t["met"] for t in spreads] == [False, True]
+    # The old 2.5 x target appears only when both plain configurations were run.
+    assert not any(name.startswith("default >=") for name in found)
