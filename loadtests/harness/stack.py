@@ -206,7 +206,9 @@ class Stack:
             " c = g['worker_class'];"
             " k = 'gthread' if c == 'sync' and g['threads'] > 1 else c;"
             " print(json.dumps({'gunicorn': f\"{g['workers']} x {k} x {g['threads']} threads\","
-            " 'db pool': f'{C.DB_POOL_SIZE} + {C.DB_MAX_OVERFLOW} overflow'}))"
+            " 'db pool': f'{C.DB_POOL_SIZE} + {C.DB_MAX_OVERFLOW} overflow',"
+            # configs/remote-db.yml; an image older than the setting has none, so 0.
+            " 'simulated db latency': f\"{getattr(C, 'DB_SIMULATED_LATENCY_MS', 0):g} ms\"}))"
         )
         try:
             found |= json.loads(self.exec("app1", "python3", "-c", script))
