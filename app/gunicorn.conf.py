@@ -82,3 +82,23 @@ loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 #   %(s)s     the status this node answered
 #   %(M)s ms  how long the app took, in milliseconds (compare with nginx's upstream_response_time)
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s rid=%({x-request-id}i)s app=%({x-app}o)s %(M)sms'
+
+# Access log lines are written in batches, at most a second late, not one write per request:
+# each write to stdout costs Docker's log path CPU (see guestbook/logs.py, BatchedStreamHandler).
+# Error-log lines still go out at once. Hooks run in each worker process, after the fork.
+ACCESS_LOG_BATCHED = os.environ.get("GUNICORN_ACCESS_LOG_BATCHED", "1") == "1"
+
+
+def post_worker_init(worker):
+    from guestbook.logs import SkipHealthChecks, batch_stream_handlers
+
+    # The container healthcheck's requests are left out of the access log (see logs.py).
+    worker.log.access_log.addFilter(SkipHealthChecks())
+    if ACCESS_LOG_BATCHED:
+        batch_stream_handlers(worker.log.access_log)
+
+
+def worker_exit(server, worker):
+    # Write out what is still batched before the worker goes (a graceful stop or a restart).
+    for handler in worker.log.access_log.handlers:
+        handler.flush()

@@ -44,6 +44,9 @@ class Config:
     DB_RETRY_INTERVAL = float(os.environ.get("DB_RETRY_INTERVAL", 0.5))
     # Milliseconds any one SQL statement may run before PostgreSQL cancels it.
     DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", 5000))
+    # Benchmarks only: milliseconds of simulated network latency on every round trip to the
+    # database, as if it ran on another host (latency.py). 0, the default, adds nothing.
+    DB_SIMULATED_LATENCY_MS = float(os.environ.get("DB_SIMULATED_LATENCY_MS", 0))
 
     # --- HTTP -----------------------------------------------------------------------------------
     # This node's name, sent in the X-App header and by /api/whoami. In a container the hostname is

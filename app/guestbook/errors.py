@@ -74,9 +74,13 @@ def is_unavailable(e: Exception) -> bool:
 
 def is_connection_failure(e: Exception) -> bool:
     """True when the database could not be reached at all (not a slow or cancelled statement,
-    not a busy pool): the case in which the breaker stops trying for a moment."""
-    return isinstance(e, OperationalError | InterfaceError) and not isinstance(
-        getattr(e, "orig", None), psycopg.errors.QueryCanceled
+    not a busy pool, not one pooled connection found broken): the case in which the breaker stops
+    trying for a moment. A broken pooled connection (connection_invalidated) says nothing about
+    the database now: SQLAlchemy has already dropped it and the next request connects afresh."""
+    return (
+        isinstance(e, OperationalError | InterfaceError)
+        and not isinstance(getattr(e, "orig", None), psycopg.errors.QueryCanceled)
+        and not getattr(e, "connection_invalidated", False)
     )
 
 

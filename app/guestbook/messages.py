@@ -12,9 +12,9 @@ from flask import Blueprint, request
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from .db import get_session
+from .db import execute
 from .errors import ApiError
-from .models import ID_MAX, Message
+from .models import ID_MAX, PUBLIC_COLUMNS, Message, message_json
 from .validation import parse_idempotency_key, parse_limit, parse_message
 
 bp = Blueprint("messages", __name__)
@@ -25,18 +25,23 @@ def list_messages():
     limit = parse_limit(request.args.get("limit"))
     # created_at can tie (rows inserted in the same transaction): id breaks the tie, so the order
     # is stable. The index messages_newest_first serves exactly this ORDER BY.
-    query = select(Message).order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
-    messages = get_session().scalars(query)
-    return {"messages": [message.to_json() for message in messages]}
+    query = (
+        select(*PUBLIC_COLUMNS).order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
+    )
+    rows = execute(query)
+    return {"messages": [message_json(row) for row in rows]}
 
 
 @bp.get("/messages/<int:message_id>")
 def get_message(message_id: int):
     # An id beyond bigint's range can't exist (and would be a database error, not a 404).
-    message = get_session().get(Message, message_id) if message_id <= ID_MAX else None
-    if message is None:
+    row = None
+    if message_id <= ID_MAX:
+        query = select(*PUBLIC_COLUMNS).where(Message.id == message_id)
+        row = execute(query).one_or_none()
+    if row is None:
         raise ApiError(404, f"message {message_id} not found")
-    return message.to_json()
+    return message_json(row)
 
 
 @bp.post("/messages")
@@ -44,33 +49,34 @@ def create_message():
     # Validate everything first: nothing invalid ever reaches the database.
     fields = parse_message(request)
     key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
-    session = get_session()
 
     # One statement for both cases:
     #   INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING *
     # Without a key, idempotency_key is NULL, and NULLs never conflict: a plain insert.
     # With a key already stored, nothing is inserted and nothing is returned. The check and the
     # insert are one atomic statement, so two concurrent retries cannot both insert: the second
-    # waits on the unique index until the first commits, then does nothing.
+    # waits on the unique index until the first commits, then does nothing. The statement commits
+    # by itself (the engine runs in autocommit, db.py): no COMMIT to send afterwards.
     statement = (
         insert(Message)
         .values(**fields, idempotency_key=key)
         .on_conflict_do_nothing(index_elements=[Message.idempotency_key])
-        .returning(Message)
+        .returning(*PUBLIC_COLUMNS)
     )
-    message = session.scalars(statement).one_or_none()
-    session.commit()
+    # Retried on a broken pooled connection only if it carries a key (see db.execute).
+    row = execute(statement, retry=key is not None).one_or_none()
 
     replayed = False
-    if message is None:
+    if row is None:
         # The key was used before: this is a retry of an earlier POST, or a client reusing a key.
-        message = session.scalars(select(Message).where(Message.idempotency_key == key)).one()
-        if (message.author, message.text) != (fields["author"], fields["text"]):
+        query = select(*PUBLIC_COLUMNS).where(Message.idempotency_key == key)
+        row = execute(query).one()
+        if (row.author, row.text) != (fields["author"], fields["text"]):
             raise ApiError(422, "Idempotency-Key was already used with a different message")
         replayed = True
 
-    headers = {"Location": f"/api/messages/{message.id}"}
+    headers = {"Location": f"/api/messages/{row.id}"}
     if replayed:
         # The same answer as the first time, marked so the client can tell it was a replay.
         headers["Idempotent-Replayed"] = "true"
-    return message.to_json(), 201, headers
+    return message_json(row), 201, headers

@@ -34,11 +34,18 @@ class Message(Base):
     # The client's Idempotency-Key header, if it sent one (UNIQUE; NULL otherwise).
     idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX), unique=True)
 
-    def to_json(self) -> dict:
-        """The public representation: the idempotency key is the client's business, not shown."""
-        return {
-            "id": self.id,
-            "author": self.author,
-            "text": self.text,
-            "created_at": self.created_at.isoformat(),
-        }
+
+# What the API shows of a message: every column but the idempotency key, which is the client's
+# business. The views select exactly these columns and get plain rows back: a list of 20 messages
+# needs no Message objects (no identity map, no change tracking), only their values.
+PUBLIC_COLUMNS = (Message.id, Message.author, Message.text, Message.created_at)
+
+
+def message_json(row) -> dict:
+    """The public representation of a row of PUBLIC_COLUMNS."""
+    return {
+        "id": row.id,
+        "author": row.author,
+        "text": row.text,
+        "created_at": row.created_at.isoformat(),
+    }
