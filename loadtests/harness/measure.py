@@ -9,9 +9,10 @@ Every half second it reads the CPU time of
 - the load generator: the process and all its children (Locust --processes forks workers);
 - each container of the stack: its cgroup's CPU counter (cgroup v1 or v2);
 - Docker itself: docker-proxy ("proxy", which carries every connection to a port published on
-  127.0.0.1: next to nothing when the harness loads the containers' own addresses), and dockerd,
-  containerd and its shims ("dockerd", which carry every log line the servers write and run every
-  healthcheck).
+  127.0.0.1: next to nothing when the harness loads the containers' own addresses), the
+  fuse-overlayfs processes ("storage", where Docker's storage driver is fuse-overlayfs: every file
+  a container opens goes through one), and dockerd, containerd and its shims ("dockerd", which
+  carry every log line the servers write and run every healthcheck).
 Figures are in cores: 1.0 = one core busy the whole time, over the steady part of the run (the
 first 2 s, start-up, and the last sample, shutdown, are left out; a run too short for that, a
 smoke run's, is taken whole).
@@ -39,10 +40,13 @@ LOCK_ABOVE_SECONDS = 15
 # at most QUIET_CPU_PCT % of all cores (an idle stack's healthchecks take a few %).
 QUIET_CPU_PCT = 20.0
 QUIET_SAMPLE_SECONDS = 2.0
-# Docker's own processes, in two groups: the proxy of published ports, and the daemons (which carry
+# Docker's own processes, in three groups: the proxy of published ports, the storage driver
+# (fuse-overlayfs, where Docker uses it: a user-space process serves every file open in a
+# container), and the daemons (which carry
 # every log line and run every healthcheck).
 DOCKER_PROCESSES = {
     "docker-proxy": "proxy",
+    "fuse-overlayfs": "storage",
     "dockerd": "dockerd",
     "containerd": "dockerd",
     "containerd-shim": "dockerd",
@@ -145,7 +149,7 @@ class Sampler(threading.Thread):
             if group and proc.info["cpu_times"]:
                 t = proc.info["cpu_times"]
                 self.docker_seen[proc.pid] = (group, t.user + t.system)
-        totals = {"proxy": 0.0, "dockerd": 0.0}
+        totals = {"proxy": 0.0, "storage": 0.0, "dockerd": 0.0}
         for group, seconds in self.docker_seen.values():
             totals[group] += seconds
         return totals
