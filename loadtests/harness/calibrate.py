@@ -17,7 +17,7 @@ from pathlib import Path
 from ..locustfiles import targets
 from . import measure
 from .scenarios import Scenario
-from .stack import ROOT, SECRET, Stack
+from .stack import DB_PORTS, ROOT, SECRET, Stack
 
 WRK_DIR = ROOT / "loadtests" / "wrk"
 GET_PATHS = {
@@ -81,10 +81,13 @@ def pgbench(scenario: Scenario, stack: Stack, seconds: int, out: Path) -> dict:
         targets.INSERT_MESSAGE % (f"'{author}'", f"'{text}'") + ";\n"
     )
     os.chmod(scripts, 0o777)  # pgbench writes its per-transaction log here, as the image's user
-    image = "fourtier/db:latest"
+    image = f"fourtier/db:{os.environ.get('IMAGE_TAG') or 'latest'}"
     cmd = ["docker", "run", "--rm", "--network", "host", "-e", "PGPASSWORD", "-v", f"{scripts}:/w"]
+    # The primary among the three db nodes, found by libpq as the app finds it.
+    cmd += ["-e", "PGTARGETSESSIONATTRS=read-write"]
     cmd += ["-w", "/w", "--entrypoint", "pgbench", image]
-    cmd += ["-h", "127.0.0.1", "-p", stack.env["BENCH_DB_PORT"], "-U", "guestbook_app", "-n"]
+    hosts, ports = "127.0.0.1,127.0.0.1,127.0.0.1", ",".join(stack.env[p] for p in DB_PORTS)
+    cmd += ["-h", hosts, "-p", ports, "-U", "guestbook_app", "-n"]
     cmd += ["-M", "prepared", "-c", str(scenario.users), "-j", "2", "-T", str(seconds), "-l"]
     cmd += ["-f", f"read.sql@{targets.READ_WEIGHT}", "-f", f"write.sql@{targets.WRITE_WEIGHT}"]
     cmd += ["guestbook"]

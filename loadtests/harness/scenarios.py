@@ -22,6 +22,8 @@ PORT_VARIABLES = {
     29080: "BENCH_WEB_PORT",
     29000: "BENCH_APP_PORT",
     29432: "BENCH_DB_PORT",
+    29433: "BENCH_DB2_PORT",
+    29434: "BENCH_DB3_PORT",
 }
 
 
@@ -42,12 +44,15 @@ class Scenario:
         return int(self.settings["users"])
 
     def host(self, ports: dict[str, int]) -> str:
-        """The scenario's host URL, with the port of the stack the harness started."""
+        """The scenario's host URL, with the ports of the stack the harness started (every one of
+        them: a libpq URL may list several hosts, host1:port1,host2:port2)."""
         url = urlsplit(self.settings["host"])
-        variable = PORT_VARIABLES.get(url.port or 0)
-        if variable is None or variable not in ports:
-            return self.settings["host"]
-        netloc = url.netloc.rsplit(":", 1)[0] + f":{ports[variable]}"
+
+        def moved(port: re.Match) -> str:
+            variable = PORT_VARIABLES.get(int(port[1]))
+            return f":{ports[variable]}" if variable in ports else port[0]
+
+        netloc = re.sub(r":(\d+)(?=,|$)", moved, url.netloc)
         return urlunsplit(url._replace(netloc=netloc))
 
 

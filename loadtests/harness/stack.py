@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = ROOT / "loadtests" / "configs"
 BENCH_OVERLAY = "loadtests/compose.bench.yml"
 SECRET = ROOT / ".secrets" / "db_app_password"
+# The published ports of db1, db2, db3 (the database is a Patroni cluster: any may be primary).
+DB_PORTS = ("BENCH_DB_PORT", "BENCH_DB2_PORT", "BENCH_DB3_PORT")
 
 # The project's environment; each value can be overridden from the environment of `make`.
 BENCH_ENV = {
@@ -32,6 +34,8 @@ BENCH_ENV = {
     "BENCH_WEB_PORT": "29080",
     "BENCH_APP_PORT": "29000",
     "BENCH_DB_PORT": "29432",
+    "BENCH_DB2_PORT": "29433",
+    "BENCH_DB3_PORT": "29434",
 }
 # The smoke test's copy (tests/loadtest): other names and ports again, so both can coexist.
 SMOKE_ENV = {
@@ -44,6 +48,8 @@ SMOKE_ENV = {
     "BENCH_WEB_PORT": "29180",
     "BENCH_APP_PORT": "29100",
     "BENCH_DB_PORT": "29532",
+    "BENCH_DB2_PORT": "29533",
+    "BENCH_DB3_PORT": "29534",
 }
 
 
@@ -103,7 +109,9 @@ class Stack:
         self.compose("down", "--volumes", "--remove-orphans", check=False)
 
     def db_url(self) -> str:
-        return f"postgresql://guestbook_app@127.0.0.1:{self.env['BENCH_DB_PORT']}/guestbook"
+        """The primary, found among the three published db nodes as the app finds it."""
+        hosts = ",".join(f"127.0.0.1:{self.env[p]}" for p in DB_PORTS)
+        return f"postgresql://guestbook_app@{hosts}/guestbook?target_session_attrs=read-write"
 
     def seed(self, rows: int = 200) -> None:
         """At least `rows` messages, so every read returns a full page of 20."""
@@ -176,7 +184,7 @@ class Stack:
             "HAProxy": version(self.exec("lb1", "haproxy", "-v")),
             "nginx": version(nginx),
             "Gunicorn": version(self.exec("app1", "gunicorn", "--version")),
-            "PostgreSQL": version(self.exec("db", "postgres", "--version")),
+            "PostgreSQL": version(self.exec("db1", "postgres", "--version")),
             "Docker": host("docker", "version", "--format", "{{.Server.Version}}").strip(),
             "Python (host)": platform.python_version(),
             "wrk": version(host("wrk", "--version"), r"wrk (?:debian/)?(\S+)"),
