@@ -34,8 +34,10 @@ prerequisites: ## Install Compose v2 if missing, make the base image and the sec
 images: prerequisites ## Build every tier's image
 	$(COMPOSE) build
 
-up: prerequisites ## Build the images, start the stack, return when every service is healthy
+up: prerequisites ## Build the images, start the stack, return when a request through the LB reaches the database
 	$(COMPOSE) up --build --detach --wait
+	@# Every container is healthy; now the whole path: LB -> web -> app -> the primary.
+	@scripts/wait-ready.sh
 	@echo
 	@echo "fourtier is up:  http://127.0.0.1:$${LB_HTTP_PORT:-8080}/   (HAProxy stats: http://127.0.0.1:$${LB_STATS_PORT:-8404}/)"
 
