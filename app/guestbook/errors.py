@@ -94,12 +94,17 @@ def is_unavailable(e: Exception) -> bool:
 
 def is_connection_failure(e: Exception) -> bool:
     """True when the database could not be reached at all (not a slow or cancelled statement,
-    not a busy pool), or the connection led to the wrong server (a standby): the cases in which
-    the breaker stops trying for a moment."""
-    return (
-        isinstance(e, OperationalError | InterfaceError)
-        and not isinstance(getattr(e, "orig", None), psycopg.errors.QueryCanceled)
-    ) or getattr(e, "connection_invalidated", False)
+    not a busy pool): the case in which the breaker stops trying for a moment."""
+    return isinstance(e, OperationalError | InterfaceError) and not isinstance(
+        getattr(e, "orig", None), psycopg.errors.QueryCanceled
+    )
+
+
+def is_on_a_standby(e: Exception) -> bool:
+    """True when a write reached a standby: the primary has moved (a failover or switchover) and
+    this connection still led to the old one. The breaker stops trying for a moment too: Patroni
+    may still be promoting the new primary."""
+    return isinstance(getattr(e, "orig", None), psycopg.errors.ReadOnlySqlTransaction)
 
 
 # What libpq says when the server refuses who we are (no SQLSTATE reaches the client for a failed
@@ -121,7 +126,7 @@ def is_configuration_error(e: Exception) -> bool:
 def handle_database_error(e: Exception):
     if not is_unavailable(e):
         return handle_unexpected(e)
-    if is_connection_failure(e):
+    if is_connection_failure(e) or is_on_a_standby(e):
         get_breaker().trip()
     # Not our bug and not the client's: no traceback, one line naming the cause.
     cause = str(e).splitlines()[0] if str(e) else type(e).__name__
