@@ -102,7 +102,8 @@ test-stack: $(VENV)/.installed images
 test: lint check-configs test-unit test-stack ## Everything: linters, config checks, unit, integration and failover tests
 
 failover-demo: $(VENV)/.installed ## Run failover scenarios on the `make up` stack, print timelines (SCENARIO=kill_app|graceful|kill_web|drain|reload|vip|database|rolling|db_primary|db_switchover|db_standby|db_etcd|db_tier)
-	FOURTIER_REUSE_STACK=1 COMPOSE_PROJECT_NAME=fourtier LB_NET_PREFIX=$${LB_NET_PREFIX:-10.213.240} \
+	FOURTIER_REUSE_STACK=1 COMPOSE_PROJECT_NAME=$${COMPOSE_PROJECT_NAME:-fourtier} \
+	LB_NET_PREFIX=$${LB_NET_PREFIX:-10.213.240} \
 	LB_HTTP_PORT=$${LB_HTTP_PORT:-8080} LB_STATS_PORT=$${LB_STATS_PORT:-8404} \
 	LB2_HTTP_PORT=$${LB2_HTTP_PORT:-8081} LB2_STATS_PORT=$${LB2_STATS_PORT:-8405} \
 	$(PY) -m pytest -s -q -p no:warnings tests/failover -k "$(SCENARIO)"
