@@ -11,13 +11,17 @@ SHELL := bash
 COMPOSE := docker compose
 VENV    := .venv
 PY      := $(VENV)/bin/python
+# The tag of every image (docker-compose.yml: fourtier/<tier>:${IMAGE_TAG}). Another tag lets a
+# second checkout build and test its own images beside this one's: IMAGE_TAG=mine make test.
+export IMAGE_TAG ?= latest
 # Tests run a separate copy of the stack under this project name and these ports, so they never
 # touch a stack started by `make up`.
 TEST_ENV := COMPOSE_PROJECT_NAME=fourtier-test LB_NET_PREFIX=10.213.241 \
             LB_HTTP_PORT=18080 LB_STATS_PORT=18404 LB2_HTTP_PORT=18081 LB2_STATS_PORT=18405
 
 .PHONY: help up down clean ps logs images prerequisites lint check-configs test test-unit \
-        test-integration test-failover test-stack failover-demo rolling-restart vip
+        test-integration test-failover test-stack failover-demo rolling-restart vip db-status \
+        db-switchover
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,8 +34,10 @@ prerequisites: ## Install Compose v2 if missing, make the base image and the sec
 images: prerequisites ## Build every tier's image
 	$(COMPOSE) build
 
-up: prerequisites ## Build the images, start the stack, return when every service is healthy
+up: prerequisites ## Build the images, start the stack, return when a request through the LB reaches the database
 	$(COMPOSE) up --build --detach --wait
+	@# Every container is healthy; now the whole path: LB -> web -> app -> the primary.
+	@scripts/wait-ready.sh
 	@echo
 	@echo "fourtier is up:  http://127.0.0.1:$${LB_HTTP_PORT:-8080}/   (HAProxy stats: http://127.0.0.1:$${LB_STATS_PORT:-8404}/)"
 
@@ -41,7 +47,7 @@ down: ## Stop the stack (the database volume is kept)
 clean: ## Stop the stack and remove its volumes, images and secrets
 	$(COMPOSE) down --volumes --rmi local
 	-$(TEST_ENV) $(COMPOSE) down --volumes
-	docker image rm -f fourtier/lb fourtier/web fourtier/app fourtier/db 2>/dev/null || true
+	docker image rm -f fourtier/{lb,web,app,db}:$(IMAGE_TAG) 2>/dev/null || true
 	rm -rf .secrets
 
 ps: ## Show the services and their health
@@ -65,13 +71,20 @@ check-configs: images ## Check the server configs: docker compose config, haprox
 	$(COMPOSE) config --quiet && echo "docker compose config: OK"
 	@# haproxy.cfg reads the LB nodes' addresses from the environment, as docker-compose.yml sets it.
 	docker run --rm --hostname lb1 -e LB1_IP=10.0.0.11 -e LB2_IP=10.0.0.12 --entrypoint haproxy \
-	    fourtier/lb:latest -c -f /etc/haproxy/haproxy.cfg
+	    fourtier/lb:$(IMAGE_TAG) -c -f /etc/haproxy/haproxy.cfg
 	docker run --rm --entrypoint sh -e NODE_NAME=lb1 -e VRRP_PRIORITY=150 -e SELF_IP=10.0.0.11 \
-	    -e PEER_IP=10.0.0.12 -e VIP=10.0.0.10 fourtier/lb:latest -c \
+	    -e PEER_IP=10.0.0.12 -e VIP=10.0.0.10 fourtier/lb:$(IMAGE_TAG) -c \
 	    'envsubst < /etc/keepalived/keepalived.conf.template > /tmp/k.conf && keepalived --config-test --use-file /tmp/k.conf' \
 	    && echo "keepalived --config-test: OK"
 	@# nginx -t resolves the upstream names; outside the stack they are given a dummy address.
-	docker run --rm --add-host app1:127.0.0.1 --add-host app2:127.0.0.1 fourtier/web:latest nginx -t
+	docker run --rm --add-host app1:127.0.0.1 --add-host app2:127.0.0.1 fourtier/web:$(IMAGE_TAG) nginx -t
+	@# Patroni's own --validate-config resolves the etcd hosts (absent here) and, in 4.0.7, does
+	@# not know synchronous_mode: quorum; so the image's Python checks the file and the rule that
+	@# a primary which cannot renew its leader key demotes itself before the key expires.
+	docker run --rm --entrypoint python3 fourtier/db:$(IMAGE_TAG) -c \
+	    'import yaml; d = yaml.safe_load(open("/etc/patroni/patroni.yml"))["bootstrap"]["dcs"]; \
+	     assert d["loop_wait"] + 2 * d["retry_timeout"] <= d["ttl"], d' \
+	    && echo "patroni.yml: loop_wait + 2 x retry_timeout <= ttl: OK"
 
 test-unit: $(VENV)/.installed images ## Unit tests of the app against a real PostgreSQL (testcontainers)
 	$(PY) -m pytest tests/unit
@@ -88,14 +101,29 @@ test-stack: $(VENV)/.installed images
 
 test: lint check-configs test-unit test-stack ## Everything: linters, config checks, unit, integration and failover tests
 
-failover-demo: $(VENV)/.installed ## Run failover scenarios on the `make up` stack, print timelines (SCENARIO=kill_app|graceful|kill_web|drain|reload|vip|database|rolling)
-	FOURTIER_REUSE_STACK=1 COMPOSE_PROJECT_NAME=fourtier LB_NET_PREFIX=$${LB_NET_PREFIX:-10.213.240} \
+failover-demo: $(VENV)/.installed ## Run failover scenarios on the `make up` stack, print timelines (SCENARIO=kill_app|graceful|kill_web|drain|reload|vip|database|rolling|db_primary|db_switchover|db_standby|db_etcd|db_tier)
+	FOURTIER_REUSE_STACK=1 COMPOSE_PROJECT_NAME=$${COMPOSE_PROJECT_NAME:-fourtier} \
+	LB_NET_PREFIX=$${LB_NET_PREFIX:-10.213.240} \
 	LB_HTTP_PORT=$${LB_HTTP_PORT:-8080} LB_STATS_PORT=$${LB_STATS_PORT:-8404} \
 	LB2_HTTP_PORT=$${LB2_HTTP_PORT:-8081} LB2_STATS_PORT=$${LB2_STATS_PORT:-8405} \
 	$(PY) -m pytest -s -q -p no:warnings tests/failover -k "$(SCENARIO)"
 
 rolling-restart: ## Restart every replicated tier one node at a time, with no client-visible error
 	scripts/rolling-restart.sh
+
+# Patroni's command-line tool, run inside the first db node that is up (any node can answer for
+# the whole cluster: the state lives in etcd).
+PATRONICTL = for db in db1 db2 db3; do \
+	  if $(COMPOSE) exec -T $$db true 2>/dev/null; then \
+	    $(COMPOSE) exec -T $$db patronictl -c /run/patroni $(1); exit $$?; fi; \
+	done; echo "no db node is running" >&2; exit 1
+
+db-status: ## Show the database cluster: which node is the primary, the standbys' state and lag
+	@$(call PATRONICTL,list)
+
+db-switchover: ## Planned switchover: the primary hands over to a healthy standby (CANDIDATE=db2 to choose)
+	@$(call PATRONICTL,switchover --force $(if $(CANDIDATE),--candidate $(CANDIDATE)))
+	@$(call PATRONICTL,list)
 
 vip: ## Show which load balancer holds the virtual IP
 	@for lb in lb1 lb2; do \

@@ -8,7 +8,8 @@
 #   web servers     drained in HAProxy first (no new requests), restarted once idle, then put back;
 #   app servers     restarted gracefully: Gunicorn finishes in-flight requests, and nginx sends new
 #                   ones to the other node meanwhile (connection refused = try the next upstream).
-# The database is a single node: restarting it is an outage (see scenario 7 of tests/failover).
+# The database tier is not restarted here: its nodes are restarted one at a time with a switchover
+# away from the primary first (`make db-switchover`), see README "The database tier".
 #
 # Usage: rolling-restart.sh [lb] [web] [app]   (default: all three, in that order)
 set -euo pipefail

@@ -5,6 +5,7 @@ with the same defaults here), so it never touches a stack started by `make up`. 
 to 127.0.0.1, where the load balancers are published, and to the stack's own virtual IP.
 """
 
+import json
 import os
 import subprocess
 import time
@@ -26,8 +27,13 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 from testcontainers.compose import DockerCompose  # noqa: E402  (reads the environment above)
 
 ROOT = Path(__file__).resolve().parents[1]
+# The database tier: three PostgreSQL nodes run by Patroni, and the three members of etcd.
+DB_NODES = ("db1", "db2", "db3")
+ETCD_NODES = ("etcd1", "etcd2", "etcd3")
 # Every service of docker-compose.yml.
-SERVICES = ("lb1", "lb2", "web1", "web2", "app1", "app2", "db")
+SERVICES = ("lb1", "lb2", "web1", "web2", "app1", "app2", *DB_NODES, *ETCD_NODES)
+# The tag of the images under test (docker-compose.yml: fourtier/<tier>:${IMAGE_TAG}).
+IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 
 
 class Stack:
@@ -111,3 +117,56 @@ def vip_holders(stack: Stack) -> list[str]:
         if f" {stack.vip}/" in result.stdout:
             holders.append(lb)
     return holders
+
+
+# --- The database cluster ------------------------------------------------------------------------
+
+
+def psql(stack: Stack, node: str, sql: str, user: str = "owner") -> subprocess.CompletedProcess:
+    """Run one SQL command on a db node's own PostgreSQL, as the owner or the app's role (tuples
+    only, unaligned: `t`, `42`), with the password from the node's secret file."""
+    role, secret = {
+        "owner": ("guestbook_owner", "db_owner_password"),
+        "app": ("guestbook_app", "db_app_password"),
+    }[user]
+    script = (
+        f'PGPASSWORD="$(cat /run/secrets/{secret})" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 '
+        f'-U {role} -d guestbook -v ON_ERROR_STOP=1 -tA -c "{sql}"'
+    )
+    return stack.exec(node, "bash", "-c", script)
+
+
+def accepts_writes(stack: Stack, node: str) -> bool:
+    """True if the node's PostgreSQL runs and is not in recovery: a primary, which would accept a
+    write. Asked of PostgreSQL itself, not of Patroni, so a primary Patroni has lost track of
+    would still count."""
+    return psql(stack, node, "SELECT NOT pg_is_in_recovery()").stdout.strip() == "t"
+
+
+def patroni_members(stack: Stack) -> list[dict]:
+    """`patronictl list` as JSON (Member, Role, State, TL, Lag in MB), asked of the first db
+    node that answers; [] if none does."""
+    for node in DB_NODES:
+        result = stack.exec(node, "patronictl", "-c", "/run/patroni", "list", "--format", "json")
+        if result.returncode == 0 and result.stdout.strip().startswith("["):
+            return json.loads(result.stdout)
+    return []
+
+
+def db_primary(stack: Stack) -> str | None:
+    """The member Patroni names Leader, if it is running."""
+    for member in patroni_members(stack):
+        if member["Role"] == "Leader" and member["State"] == "running":
+            return member["Member"]
+    return None
+
+
+def db_cluster_healthy(stack: Stack) -> bool:
+    """One running leader and every other node streaming from it as a synchronous (quorum)
+    standby: the state every scenario starts from."""
+    members = {m["Member"]: m for m in patroni_members(stack)}
+    if set(members) != set(DB_NODES):
+        return False
+    roles = sorted(m["Role"] for m in members.values())
+    streaming = all(m["State"] in ("running", "streaming") for m in members.values())
+    return streaming and roles == ["Leader", "Quorum Standby", "Quorum Standby"]

@@ -7,13 +7,21 @@ unavailable" at once. So after a failed connection the breaker "opens": for DB_R
 seconds every request that needs the database gets its 503 immediately; the first request after
 that interval tries the database again, and one success closes the breaker.
 
-The state is a single timestamp per worker process (threads share it; a float assignment is
-atomic in CPython). Liveness (/api/healthz) never asks the breaker; readiness asks the database.
+While the database is down, one connection attempt at a time: a worker's threads would otherwise
+all try at once as soon as the interval is over, each for as long as an attempt takes (with three
+db nodes, up to 1 s of unanswered DNS per node that is gone), and requests would queue behind them.
+So until a connection succeeds again, a thread that wants a new connection while another thread
+of the same process is already trying gets its 503 at once.
+
+The state is a few timestamps and a flag per worker process, shared by its threads. Liveness
+(/api/healthz) never asks the breaker; readiness asks the database.
 """
 
+import threading
 import time
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import Engine, Pool, event
 
 BREAKER_KEY = "guestbook.breaker"
 
@@ -23,9 +31,16 @@ class DatabaseUnavailable(Exception):
 
 
 class DatabaseBreaker:
+    # The longest a connection attempt may keep the others waiting: past it (an attempt that
+    # neither succeeded nor failed, which should not happen), another thread may try.
+    ATTEMPT_TIMEOUT = 10.0
+
     def __init__(self, retry_interval: float) -> None:
         self.retry_interval = retry_interval
         self._open_until = 0.0  # time.monotonic() before which we don't try the database
+        self._down = False  # a connection failed, and none has succeeded since
+        self._attempt_until = 0.0  # while down: a thread is trying to connect until then
+        self._lock = threading.Lock()
 
     def check(self) -> None:
         """Raise the 503 at once while the breaker is open."""
@@ -35,10 +50,44 @@ class DatabaseBreaker:
     def trip(self) -> None:
         """A connection to the database just failed: stop trying for retry_interval seconds."""
         self._open_until = time.monotonic() + self.retry_interval
+        self._down = True
+        self._attempt_until = 0.0
+
+    def before_connect(self) -> None:
+        """Before a new connection: while the database is down, let one thread try at a time."""
+        if not self._down:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now < self._attempt_until:
+                raise DatabaseUnavailable("database unavailable (another thread is reconnecting)")
+            self._attempt_until = now + self.ATTEMPT_TIMEOUT
+
+    def connected(self) -> None:
+        """A new connection succeeded: the database is back."""
+        self._down = False
+        self._attempt_until = 0.0
 
 
 def init_app(app: Flask) -> None:
     app.extensions[BREAKER_KEY] = DatabaseBreaker(app.config["DB_RETRY_INTERVAL"])
+    # SQLAlchemy's hooks around every new connection, for every engine (listeners on the classes,
+    # once per process); they find the breaker of the app whose request is connecting.
+    if not event.contains(Engine, "do_connect", before_connect):
+        event.listen(Engine, "do_connect", before_connect)
+        event.listen(Pool, "connect", connected)
+
+
+def before_connect(dialect, connection_record, cargs, cparams) -> None:
+    """SQLAlchemy calls this before opening a connection (returning None: it then connects)."""
+    if has_app_context() and BREAKER_KEY in current_app.extensions:
+        get_breaker().before_connect()
+
+
+def connected(dbapi_connection, connection_record) -> None:
+    """SQLAlchemy's pool calls this once a new connection is open."""
+    if has_app_context() and BREAKER_KEY in current_app.extensions:
+        get_breaker().connected()
 
 
 def get_breaker() -> DatabaseBreaker:

@@ -6,7 +6,8 @@ The values are read once, when this module is imported (at worker start-up); ``c
 lets a test pass a mapping that overrides any of them.
 
 Two settings are derived after that merge, in ``database_url`` below: the password (a Docker secret
-file wins over the plain variable) and the SQLAlchemy URL (DATABASE_URL wins over the parts).
+file wins over the plain variable) and the SQLAlchemy URL (DATABASE_URL wins over the parts). The
+URL may name several database hosts: libpq then finds the primary among them (see DB_HOST).
 """
 
 import os
@@ -18,8 +19,15 @@ from sqlalchemy import URL
 
 class Config:
     # --- Database: where it is and who we are --------------------------------------------------
-    DB_HOST = os.environ.get("DB_HOST", "db")
+    # One host, or several separated by commas: the nodes of the Patroni cluster. With several,
+    # libpq (in psycopg) tries them in this order and keeps the first whose server matches
+    # DB_TARGET_SESSION_ATTRS; a node that is down or of the wrong kind costs one attempt. So the
+    # app reaches the primary wherever Patroni has put it, with nothing in between to fail.
+    DB_HOST = os.environ.get("DB_HOST", "db1,db2,db3")
     DB_PORT = int(os.environ.get("DB_PORT", 5432))
+    # Which server a connection may end on (libpq's target_session_attrs): "read-write" is the
+    # primary; "any" takes the first that answers; "prefer-standby" a standby if one answers.
+    DB_TARGET_SESSION_ATTRS = os.environ.get("DB_TARGET_SESSION_ATTRS", "read-write")
     DB_NAME = os.environ.get("DB_NAME", "guestbook")
     # The least-privilege role made by db/initdb.d/20-app-role.sh: SELECT and INSERT only.
     DB_USER = os.environ.get("DB_USER", "guestbook_app")
@@ -78,13 +86,24 @@ def database_url(config: Mapping) -> str | URL:
     if config.get("DB_PASSWORD_FILE"):
         password = read_secret(config["DB_PASSWORD_FILE"])
 
+    # Several hosts go into the query string, each with its port (SQLAlchemy's psycopg dialect
+    # turns host=db1:5432&host=db2:5432 into libpq's host=db1,db2 port=5432,5432); one host is an
+    # ordinary URL. The query's other keys are handed to libpq as they are.
+    hosts = [host.strip() for host in str(config["DB_HOST"]).split(",") if host.strip()]
+    port = int(config["DB_PORT"])
+    query: dict[str, str | list[str]] = {
+        "target_session_attrs": config.get("DB_TARGET_SESSION_ATTRS") or "read-write"
+    }
+    if len(hosts) > 1:
+        query["host"] = [f"{host}:{port}" for host in hosts]
     # URL.create quotes every part itself, so a password with '@' or '/' needs no escaping.
     # "postgresql+psycopg" = the PostgreSQL dialect through the psycopg 3 driver.
     return URL.create(
         "postgresql+psycopg",
         username=config["DB_USER"],
         password=password,
-        host=config["DB_HOST"],
-        port=int(config["DB_PORT"]),
+        host=hosts[0] if len(hosts) == 1 else None,
+        port=port if len(hosts) == 1 else None,
         database=config["DB_NAME"],
+        query=query,
     )

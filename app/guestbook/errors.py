@@ -3,14 +3,22 @@
 Three kinds of failure, three handlers:
 - the client's mistake: ApiError raised by our views, or an HTTPException raised by Flask/werkzeug
   itself (404 unknown URL, 405 wrong method, 413 body too large, ...) -> 4xx with a message;
-- the database is unreachable or overloaded -> 503, so a load balancer or client can retry later;
+- the database is unreachable or overloaded -> 503, so a load balancer or client can retry later.
+  Two cases are told apart in the log: an outage (a warning: it passes) and a database that rejects
+  our credentials (an error: a configuration mistake, which no waiting will fix);
 - anything else is our bug -> 500, logged with its traceback, with no details given to the client.
+
+After a failover, a pooled connection may still lead to the former primary, now a read-only
+standby: a write there fails with ReadOnlySqlTransaction. That is treated as a lost connection (the
+pool is emptied, the breaker opens, the client gets a 503), not as our bug.
 """
 
 import logging
 
 import psycopg
 from flask import Flask, current_app, jsonify, request
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -38,6 +46,18 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(PoolTimeoutError, handle_database_error)
     app.register_error_handler(DatabaseUnavailable, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)
+    # For every engine (a listener on the Engine class), once per process.
+    if not event.contains(Engine, "handle_error", treat_read_only_as_disconnect):
+        event.listen(Engine, "handle_error", treat_read_only_as_disconnect)
+
+
+def treat_read_only_as_disconnect(context: ExceptionContext) -> None:
+    """A write refused because the server is a standby means the primary has moved: tell
+    SQLAlchemy it is a disconnect. It then discards this connection and every other pooled one
+    opened before it (they lead to the same former primary), so the next checkout connects anew
+    and libpq finds the new primary (target_session_attrs=read-write)."""
+    if isinstance(context.original_exception, psycopg.errors.ReadOnlySqlTransaction):
+        context.is_disconnect = True
 
 
 def error_response(status: int, message: str):
@@ -84,19 +104,46 @@ def is_connection_failure(e: Exception) -> bool:
     )
 
 
+def is_on_a_standby(e: Exception) -> bool:
+    """True when a write reached a standby: the primary has moved (a failover or switchover) and
+    this connection still led to the old one. The breaker stops trying for a moment too: Patroni
+    may still be promoting the new primary."""
+    return isinstance(getattr(e, "orig", None), psycopg.errors.ReadOnlySqlTransaction)
+
+
+# What libpq says when the server refuses who we are (no SQLSTATE reaches the client for a failed
+# connection, only the server's message).
+CREDENTIAL_ERRORS = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",  # role "..." / database "..." does not exist
+)
+
+
+def is_configuration_error(e: Exception) -> bool:
+    """True when the database answered but rejected our credentials: a wrong password (say, new
+    secret files beside an old database volume), an unknown role or database. Waiting won't help."""
+    message = str(getattr(e, "orig", None) or e)
+    return isinstance(e, OperationalError) and any(s in message for s in CREDENTIAL_ERRORS)
+
+
 def handle_database_error(e: Exception):
     if not is_unavailable(e):
         return handle_unexpected(e)
-    if is_connection_failure(e):
+    if is_connection_failure(e) or is_on_a_standby(e):
         get_breaker().trip()
     # Not our bug and not the client's: no traceback, one line naming the cause.
-    log.warning(
-        "database unavailable: %s %s (request id %s): %s",
-        request.method,
-        request.path,
-        request.headers.get("X-Request-ID", "-"),
-        str(e).splitlines()[0] if str(e) else type(e).__name__,
-    )
+    cause = str(e).splitlines()[0] if str(e) else type(e).__name__
+    where = (request.method, request.path, request.headers.get("X-Request-ID", "-"))
+    if is_configuration_error(e):
+        log.error(
+            "database configuration error: %s %s (request id %s): %s -- the database rejects the "
+            "app's credentials; check DB_USER and the password file against the database's roles",
+            *where,
+            cause,
+        )
+        return error_response(503, "database unavailable: it rejects the app's credentials")
+    log.warning("database unavailable: %s %s (request id %s): %s", *where, cause)
     return error_response(503, "database unavailable")
 
 

@@ -1,5 +1,6 @@
--- 10-schema.sql - the guestbook schema. Run once, by the entrypoint, on an empty cluster,
--- as the database owner ($POSTGRES_USER): the owner creates and owns every table.
+-- 10-schema.sql - the guestbook schema. Run once per cluster, by the entrypoint (on the primary
+-- that bootstraps a Patroni cluster, or on a standalone server's first start), as the database
+-- owner ($POSTGRES_USER): the owner creates and owns every table. Standbys copy it.
 
 CREATE TABLE messages (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

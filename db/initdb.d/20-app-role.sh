@@ -1,5 +1,7 @@
 # 20-app-role.sh - the least-privilege role the application connects as. Sourced by the entrypoint
-# (which defines the psql command in "${psql[@]}") once, on an empty cluster.
+# (which defines the psql command in "${psql[@]}") once per cluster: on the primary that bootstraps
+# a Patroni cluster (the role and its password then reach the standbys by replication), or on a
+# standalone server's first start.
 #
 # The role may read and add guestbook messages and nothing else: no CREATE on the schema (PostgreSQL
 # 15+ no longer grants it to PUBLIC), no UPDATE or DELETE, no other tables.

@@ -98,7 +98,7 @@ def pgbench(
         targets.INSERT_MESSAGE % (f"'{author}'", f"'{text}'") + ";\n"
     )
     os.chmod(scripts, 0o777)  # pgbench writes its per-transaction log here, as the image's user
-    image = "fourtier/db:latest"
+    image = f"fourtier/db:{os.environ.get('IMAGE_TAG') or 'latest'}"
     db = stack.endpoints["BENCH_DB_PORT"]
     cmd = ["docker", "run", "--rm", "--network", "host", "-e", "PGPASSWORD", "-v", f"{scripts}:/w"]
     cmd += ["-w", "/w", "--entrypoint", "pgbench", image]

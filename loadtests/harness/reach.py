@@ -16,6 +16,7 @@ port compose.bench.yml publishes on 127.0.0.1 is the fallback. The report says w
 """
 
 import socket
+import urllib.request
 from dataclasses import dataclass
 
 CONNECT_TIMEOUT = 0.5  # seconds: a routable container answers in well under a millisecond
@@ -30,6 +31,9 @@ class Entry:
     service: str
     port: int
     networks: tuple[str, ...]
+    # Other services that may be the entry point instead (the database tier: whichever db node
+    # Patroni made primary); the first that `is_primary` finds wins, else `service`.
+    candidates: tuple[str, ...] = ()
 
 
 # Keyed by the variable of the port the bench stack publishes for it (see scenarios.PORT_VARIABLES).
@@ -37,8 +41,11 @@ ENTRIES = {
     "LB_HTTP_PORT": Entry("lb1", 8080, ("lb_web",)),  # always ${LB_NET_PREFIX}.11
     "BENCH_WEB_PORT": Entry("web1", 8080, ("lb_web",)),
     "BENCH_APP_PORT": Entry("app1", 8000, ("web_app", "bench_app")),
-    "BENCH_DB_PORT": Entry("db", 5432, ("app_db", "bench_db")),
+    # The primary of the Patroni cluster: the load of the database tier includes writes.
+    "BENCH_DB_PORT": Entry("db1", 5432, ("app_db", "bench_db"), ("db1", "db2", "db3")),
 }
+# Patroni's REST API on each db node answers GET /primary with 200 on the primary only.
+PATRONI_PORT = 8008
 
 
 @dataclass(frozen=True)
@@ -79,16 +86,34 @@ def find(
     service -> `docker inspect` of its container; `published` the bench stack's ports."""
     endpoints = {}
     for variable, entry in ENTRIES.items():
-        endpoint = Endpoint(entry.service, "127.0.0.1", published[variable], None)
-        container = containers.get(entry.service)
+        service = primary(project, containers, entry) if entry.candidates else entry.service
+        # The published port is db1's: right as long as db1 is the primary (where the host cannot
+        # reach the containers, it cannot ask Patroni either).
+        endpoint = Endpoint(service, "127.0.0.1", published[variable], None)
+        container = containers.get(service)
         if direct and container:
             on = addresses(container, project)
             for network in entry.networks:
                 if network in on and accepts(on[network], entry.port):
-                    endpoint = Endpoint(entry.service, on[network], entry.port, network)
+                    endpoint = Endpoint(service, on[network], entry.port, network)
                     break
         endpoints[variable] = endpoint
     return endpoints
+
+
+def primary(project: str, containers: dict[str, dict], entry: Entry) -> str:
+    """The candidate Patroni calls the primary (GET /primary -> 200), else the default."""
+    for service in entry.candidates:
+        container = containers.get(service)
+        for address in addresses(container, project).values() if container else ():
+            url = f"http://{address}:{PATRONI_PORT}/primary"
+            try:
+                with urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT) as answer:
+                    if answer.status == 200:
+                        return service
+            except OSError:  # 503 (a standby) raises HTTPError, an OSError; so does no route
+                continue
+    return entry.service
 
 
 def describe(endpoints: dict[str, Endpoint]) -> str:

@@ -235,7 +235,7 @@ class Stack:
             "HAProxy": version(self.exec("lb1", "haproxy", "-v")),
             "nginx": version(nginx),
             "Gunicorn": version(self.exec("app1", "gunicorn", "--version")),
-            "PostgreSQL": version(self.exec("db", "postgres", "--version")),
+            "PostgreSQL": version(self.exec("db1", "postgres", "--version")),
             "Docker": host("docker", "version", "--format", "{{.Server.Version}}").strip(),
             "Python (host)": platform.python_version(),
             "wrk": version(host("wrk", "--version"), r"wrk (?:debian/)?(\S+)"),

@@ -6,15 +6,25 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.failover.load import LoadClient
-from tests.stack import SERVICES, Stack, haproxy_command, wait_until
+from tests.stack import (
+    SERVICES,
+    Stack,
+    db_cluster_healthy,
+    db_primary,
+    haproxy_command,
+    psql,
+    wait_until,
+)
 
 
 def bring_everything_back(stack: Stack) -> None:
-    """Every service running and healthy, both web nodes in rotation on both LBs."""
+    """Every service running and healthy, both web nodes in rotation on both LBs, and the
+    database cluster whole: a leader and two synchronous standbys streaming from it."""
     stack.docker_compose("up", "--detach", "--wait", "--no-recreate", *SERVICES)
     for lb in ("lb1", "lb2"):
         for web in ("web1", "web2"):
             haproxy_command(stack, lb, f"set server web/{web} state ready")
+    wait_until(lambda: db_cluster_healthy(stack), 90, "a leader and two streaming standbys")
 
 
 @pytest.fixture
@@ -28,8 +38,16 @@ def failover_stack(stack: Stack) -> Iterator[Stack]:
 def load(failover_stack: Stack) -> Callable[..., LoadClient]:
     """Make a load client for the stack's entry point, the virtual IP."""
 
-    def make(duration: float, rate: float = 40.0) -> LoadClient:
-        return LoadClient(failover_stack.vip_url, rate=rate, duration=duration)
+    def make(
+        duration: float, rate: float = 40.0, post_retries: int = 0, timeout: float = 5.0
+    ) -> LoadClient:
+        return LoadClient(
+            failover_stack.vip_url,
+            rate=rate,
+            duration=duration,
+            post_retries=post_retries,
+            timeout=timeout,
+        )
 
     return make
 
@@ -66,8 +84,12 @@ class Timeline:
         stack.docker_compose("up", "--detach", "--wait", "--no-recreate", service)
         return self.mark(f"{service} healthy")
 
+    def add(self, at: float, what: str) -> None:
+        """An event seen after the fact (by a watcher or in the results), at load time `at`."""
+        self.events.append((at, what))
+
     def report(self, title: str) -> str:
-        events = "\n".join(f"{at:7.2f}s  {what}" for at, what in self.events)
+        events = "\n".join(f"{at:7.2f}s  {what}" for at, what in sorted(self.events))
         return f"{self.client.summary(title)}\nevents:\n{events}"
 
 
@@ -82,13 +104,9 @@ def assert_no_message_lost_or_doubled(stack: Stack, client: LoadClient) -> None:
         "SELECT count(*) FROM (SELECT text FROM messages "
         f"WHERE text LIKE 'load {client.run_id}-%' GROUP BY text HAVING count(*) > 1) AS d"
     )
-    result = stack.exec(
-        "db",
-        "bash",
-        "-c",
-        'PGPASSWORD="$(cat /run/secrets/db_owner_password)" '
-        f'psql -h 127.0.0.1 -U guestbook_owner -d guestbook -tA -c "{sql}"',
-    )
+    primary = db_primary(stack)
+    assert primary, "no database primary to count duplicates on"
+    result = psql(stack, primary, sql)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0", "a message was stored twice"
 

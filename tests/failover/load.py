@@ -7,7 +7,11 @@ unique `Idempotency-Key` and a unique text, so afterwards each acknowledged mess
 up and duplicates counted.
 
 Each request uses a new connection, the strictest client: it never hides an error behind a
-keep-alive connection opened before the failure, and it retries nothing.
+keep-alive connection opened before the failure, and by default it retries nothing. With
+`post_retries`, a POST that got no 2xx is sent again with the same Idempotency-Key, after
+`retry_delay` seconds, up to that many times: what a careful client does, and safe because the app
+stores a key once. Every attempt is an outcome of its own (`attempt` 0, 1, ...); a POST's fate is
+its last attempt's.
 
 Outcomes:
 - ok:      a 2xx answer;
@@ -41,6 +45,8 @@ class Outcome:
     web: str = ""
     app: str = ""
     request_id: str = ""  # X-Request-ID: find this request in every tier's log
+    attempt: int = 0  # 0 for the first try of a request, 1.. for a POST's retries
+    retried: bool = False  # this attempt failed and the POST was sent again
 
     @property
     def ok(self) -> bool:
@@ -54,6 +60,8 @@ class LoadClient:
     duration: float = 30.0  # hard bound on the load's length, in seconds
     max_requests: int = 2000  # hard bound on the number of requests
     timeout: float = 5.0  # per request
+    post_retries: int = 0  # times a failed POST is sent again, same key (0: never)
+    retry_delay: float = 0.5  # seconds before each retry
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     outcomes: list[Outcome] = field(default_factory=list)
 
@@ -99,9 +107,16 @@ class LoadClient:
         key = f"{self.run_id}-{n}"
         body = json.dumps({"author": "failover", "text": f"load {key}"})
         headers = {"Content-Type": "application/json", "Idempotency-Key": key}
-        self._send("POST", "/api/messages", body, headers, key)
+        for attempt in range(self.post_retries + 1):
+            outcome = self._send("POST", "/api/messages", body, headers, key, attempt)
+            if outcome.ok or attempt == self.post_retries or self._stop.is_set():
+                break
+            outcome.retried = True
+            time.sleep(self.retry_delay)
 
-    def _send(self, method: str, path: str, body, headers: dict, key: str = "") -> None:
+    def _send(
+        self, method: str, path: str, body, headers: dict, key: str = "", attempt: int = 0
+    ) -> Outcome:
         start = self.now()
         connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         try:
@@ -126,8 +141,10 @@ class LoadClient:
             outcome = Outcome(start, self.now(), method, None, error=type(error).__name__, key=key)
         finally:
             connection.close()
+        outcome.attempt = attempt
         with self._lock:
             self.outcomes.append(outcome)
+        return outcome
 
     # --- results -------------------------------------------------------------------------------
 
@@ -135,22 +152,43 @@ class LoadClient:
         with self._lock:
             return sorted(self.outcomes, key=lambda o: o.start)
 
-    def failed(self, method: str | None = None, after: float = 0.0) -> list[Outcome]:
-        """Requests that got no 2xx, optionally only one method and those started after `after`."""
+    def failed(
+        self, method: str | None = None, after: float = 0.0, final: bool = False
+    ) -> list[Outcome]:
+        """Attempts that got no 2xx, optionally only one method and those started after `after`;
+        with `final`, only the last attempt of each request (a failure that a retry made good is
+        left out)."""
         return [
             o
             for o in self.results()
-            if not o.ok and (method is None or o.method == method) and o.start >= after
+            if not o.ok
+            and (method is None or o.method == method)
+            and o.start >= after
+            and not (final and o.retried)
         ]
 
     def acknowledged(self) -> dict[str, int]:
         """Idempotency-Key -> message id, for every POST answered 201."""
         return {o.key: o.message_id for o in self.results() if o.message_id is not None}
 
-    def longest_gap(self) -> float:
-        """The longest time with no successful answer, in seconds."""
-        ends = [0.0] + sorted(o.end for o in self.results() if o.ok)
+    def longest_gap(self, method: str | None = None) -> float:
+        """The longest time with no successful answer (to `method` requests only, if given), in
+        seconds. For POSTs (10 a second at 40 req/s), that is how long writes were unavailable."""
+        ends = [0.0] + sorted(
+            o.end for o in self.results() if o.ok and (method is None or o.method == method)
+        )
         return max(b - a for a, b in zip(ends, ends[1:], strict=False)) if len(ends) > 1 else 0.0
+
+    def first_success_after(self, at: float, method: str = "POST") -> float | None:
+        """When the first successful `method` request that started after the first failure
+        following `at` was answered: when service came back after an event at `at`. None if
+        nothing failed after `at` (then it never went away) or nothing succeeded after."""
+        results = self.results()
+        failures = [o.start for o in results if not o.ok and o.method == method and o.start >= at]
+        if not failures:
+            return None
+        ends = [o.end for o in results if o.ok and o.method == method and o.start > failures[0]]
+        return min(ends) if ends else None
 
     def summary(self, title: str) -> str:
         """What the client saw, as printed by each scenario: totals, failures, the longest gap,
@@ -163,7 +201,7 @@ class LoadClient:
             f"requests {len(results)}  ok {len(results) - len(failed)}  failed {len(failed)} "
             f"{dict(kinds) if kinds else ''}",
             f"POSTs acknowledged {len(self.acknowledged())}  longest gap without a success "
-            f"{self.longest_gap():.2f}s",
+            f"{self.longest_gap():.2f}s (POSTs {self.longest_gap('POST'):.2f}s)",
             "second  ok  failed  served by",
         ]
         by_second: dict[int, list[Outcome]] = {}
@@ -177,7 +215,7 @@ class LoadClient:
             lines.append("failures (first 20): start  method  status/error  lb/web/app  request id")
             lines += [
                 f"  {o.start:7.2f}s {o.method:4} {o.status or o.error} "
-                f"{o.lb}/{o.web}/{o.app} {o.request_id}"
+                f"{o.lb}/{o.web}/{o.app} {o.request_id}{' (retried)' if o.retried else ''}"
                 for o in failed[:20]
             ]
         return "\n".join(lines)

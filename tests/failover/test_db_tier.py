@@ -1,29 +1,292 @@
-"""Scenario 7: the database restarts under load.
+"""Scenarios 7 and 9-14: the database tier, a Patroni cluster of three PostgreSQL nodes (one
+primary, two synchronous standbys in quorum mode) whose leader is elected in a three-member etcd.
 
-The app answers a JSON 503 while PostgreSQL is away (no 500, no HTML); its pool checks each
-connection before use (`pool_pre_ping`), so service resumes by itself when the database is back.
+The app reaches the primary by libpq's multi-host connection (host=db1,db2,db3,
+target_session_attrs=read-write). While there is no primary, it answers a JSON 503 at once (a
+breaker stops it trying for 0.5 s after a failure). Every commit the app acknowledged was confirmed
+by a standby too, and Patroni promotes only a standby that has every such commit: so no scenario
+may lose an acknowledged message. Timings come from patroni.yml: ttl 20 s, loop_wait 4 s,
+retry_timeout 8 s.
 """
 
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 from tests.failover.conftest import Timeline, assert_no_message_lost_or_doubled, run_for
-from tests.stack import Stack
+from tests.failover.load import LoadClient
+from tests.stack import (
+    DB_NODES,
+    ETCD_NODES,
+    Stack,
+    accepts_writes,
+    db_cluster_healthy,
+    db_primary,
+    patroni_members,
+    wait_until,
+)
 
 
-def test_database_restart_gives_json_503s_then_no_errors(failover_stack: Stack, load):
-    """Scenario 7: `docker compose stop db`, then start, under 40 req/s. Budget: while it is down,
-    every failure is a JSON 503; 0 errors from the breaker's retry interval (0.5 s) after it is
-    healthy again; every acknowledged message is still there afterwards."""
-    with load(duration=18) as client:
-        timeline = Timeline(client)
-        healthy_at = timeline.stop_then_start(failover_stack, "db", "stop", at=3, start_at=8)
-        # A worker that found the database down just before it came back waits out its breaker's
-        # retry interval (DB_RETRY_INTERVAL, 0.5 s) before trying again.
-        back_at = healthy_at + 0.5
-        run_for(client)
-    print(timeline.report("scenario 7: restart the database"))
+@contextmanager
+def watch_writers(stack: Stack, client: LoadClient, timeline: Timeline) -> Iterator[list]:
+    """Poll every db node's PostgreSQL, all three at once, every 0.3 s while the block runs: which
+    ones accept writes (not in recovery)? Yields the list of rounds, (load time, set of writers);
+    each change of the writers is added to the timeline ("db3 accepts writes")."""
+    rounds: list[tuple[float, frozenset[str]]] = []
+    stop = threading.Event()
 
+    def poll() -> None:
+        with ThreadPoolExecutor(max_workers=len(DB_NODES)) as pool:
+            while not stop.wait(0.3):
+                at = client.now()
+                answers = pool.map(lambda node: (node, accepts_writes(stack, node)), DB_NODES)
+                writers = frozenset(node for node, writes in answers if writes)
+                if not rounds or rounds[-1][1] != writers:
+                    who = ", ".join(sorted(writers)) or "no node"
+                    timeline.add(at, f"writers: {who} {'accept' if writers else 'accepts'} writes")
+                rounds.append((at, writers))
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield rounds
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def assert_failures_are_json_503(client: LoadClient) -> None:
+    """While there is no primary, a request that needs the database gets a JSON 503: never a 500,
+    an HTML page or a connection error."""
     for outcome in client.failed():
         assert outcome.status == 503, outcome
         assert outcome.content_type.startswith("application/json"), outcome
-    assert client.failed(after=back_at) == []
-    assert any(not o.ok for o in client.results()), "the outage was not seen at all"
+
+
+def wait_for_writes_after(stack: Stack, timeline: Timeline, at: float, timeout: float) -> float:
+    """Wait until a write is acknowledged again after the failures that followed load time `at`;
+    add it to the timeline with the node that is primary then; return its load time."""
+    client = timeline.client
+    wait_until(
+        lambda: client.first_success_after(at) is not None,
+        timeout=timeout,
+        what=f"a write acknowledged after the event at {at:.1f}s",
+    )
+    back_at = client.first_success_after(at)
+    timeline.add(back_at, f"first write acknowledged again (primary: {db_primary(stack)})")
+    return back_at
+
+
+def standby_of(stack: Stack) -> tuple[str, str]:
+    """The current primary and one of its standbys."""
+    primary = db_primary(stack)
+    assert primary, "no database primary"
+    return primary, next(node for node in DB_NODES if node != primary)
+
+
+def test_db_primary_killed_new_primary_within_25s_and_it_rejoins_as_standby(
+    failover_stack: Stack, load
+):
+    """Scenarios 9 and 10: `docker kill` the primary under 40 req/s; start it again once a new
+    primary accepts writes.
+    Budget: a new primary accepts writes within 25 s of the kill: its leader key expires 16-20 s
+    after it (ttl 20 s minus up to loop_wait 4 s), the standbys' race waits up to 2 s for the dead
+    node's REST API, the promotion takes ~0.5 s. Clients' writes resume at most 2 s after that
+    (each app worker: its breaker's 0.5 s, then 1 s of unanswered DNS for the dead node's name).
+    Meanwhile every failure is a JSON 503. 0 acknowledged messages lost, 0 doubled. The old
+    primary rejoins as a synchronous standby (pg_rewind if its WAL diverged), and at every instant
+    at most one node accepts writes (all three polled every 0.3 s)."""
+    old = db_primary(failover_stack)
+    with load(duration=45) as client:
+        timeline = Timeline(client)
+        with watch_writers(failover_stack, client, timeline) as rounds:
+            timeline.wait_until_load_time(3)
+            killed_at = timeline.mark(f"docker kill {old} (the primary)")
+            failover_stack.docker_compose("kill", old)
+            resumed_at = wait_for_writes_after(failover_stack, timeline, killed_at, timeout=35)
+            new = db_primary(failover_stack)
+            timeline.mark(f"docker compose start {old}")
+            failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", old)
+            timeline.mark(f"{old} healthy")
+            wait_until(
+                lambda: db_cluster_healthy(failover_stack),
+                timeout=60,
+                what=f"{old} to stream from {new} as a synchronous standby",
+            )
+            timeline.mark(f"{old} is a quorum standby of {new}")
+            run_for(client)
+    print(timeline.report("scenario 9: kill the database primary, then bring it back"))
+    promoted_at = next(at for at, writers in rounds if at > killed_at and writers - {old})
+    writes_unavailable = resumed_at - killed_at
+    failed_gets = len(client.failed("GET"))
+    print(
+        f"new primary {new} accepts writes {promoted_at - killed_at:.1f}s after the kill; "
+        f"clients' writes unavailable for {writes_unavailable:.1f}s; {failed_gets} GETs failed "
+        f"meanwhile (reads go to the primary too); {len(rounds)} polls of all three nodes"
+    )
+
+    assert new and new != old
+    assert promoted_at - killed_at <= 25.0
+    assert resumed_at - promoted_at <= 2.5
+    assert_failures_are_json_503(client)
+    # Each app worker process finds the new primary on its own: one whose breaker opened just
+    # before needs up to 0.5 s more, and a connection attempt first spends 1 s on the dead node's
+    # name (no DNS answer). So failures may go on for a moment after the first success, not more.
+    assert client.failed(after=resumed_at + 3.0) == []
+    assert all(len(writers) <= 1 for _, writers in rounds), [r for r in rounds if len(r[1]) > 1]
+    assert not accepts_writes(failover_stack, old)
     assert_no_message_lost_or_doubled(failover_stack, client)
+
+
+def test_db_switchover_under_load_pauses_writes_at_most_5s(failover_stack: Stack, load):
+    """Scenario 11: a planned switchover (`patronictl switchover`) to a standby, under 40 req/s.
+    The client retries a failed POST with the same Idempotency-Key (every 0.5 s, up to 10 times).
+    Budget: writes unavailable for at most 5 s; every POST in the end acknowledged, none lost or
+    doubled; every failed attempt a JSON 503; at most one node accepts writes at any instant."""
+    old, candidate = standby_of(failover_stack)
+    with load(duration=15, post_retries=10) as client:
+        timeline = Timeline(client)
+        with watch_writers(failover_stack, client, timeline) as rounds:
+            timeline.wait_until_load_time(3)
+            timeline.mark(f"patronictl switchover {old} -> {candidate}")
+            switchover = failover_stack.exec(
+                old, "patronictl", "-c", "/run/patroni", "switchover", "--leader", old,
+                "--candidate", candidate, "--force",
+            )  # fmt: skip
+            timeline.mark("patronictl returned")
+            run_for(client)
+    print(timeline.report(f"scenario 11: switchover {old} -> {candidate}"))
+    print(switchover.stdout[-600:], switchover.stderr[-600:])
+    gap = client.longest_gap("POST")
+    print(f"writes unavailable for {gap:.1f}s (longest time without an acknowledged POST)")
+
+    assert switchover.returncode == 0
+    assert db_primary(failover_stack) == candidate
+    assert gap <= 5.0
+    assert client.failed("POST", final=True) == []
+    assert_failures_are_json_503(client)
+    assert all(len(writers) <= 1 for _, writers in rounds)
+    assert_no_message_lost_or_doubled(failover_stack, client)
+
+
+def test_db_standby_killed_costs_no_request(failover_stack: Stack, load):
+    """Scenario 12: `docker kill` a standby under 40 req/s, start it again 6 s later.
+    Budget: 0 failed requests, and writes keep being acknowledged (no POST gap over 1 s): in
+    quorum mode a commit waits for any one of the two standbys, so the other one confirms it."""
+    primary, standby = standby_of(failover_stack)
+    with load(duration=16) as client:
+        timeline = Timeline(client)
+        timeline.stop_then_start(failover_stack, standby, "kill", at=3, start_at=9)
+        wait_until(lambda: db_cluster_healthy(failover_stack), 60, f"{standby} streaming again")
+        timeline.mark(f"{standby} is a quorum standby again")
+        run_for(client)
+    print(timeline.report(f"scenario 12: kill the standby {standby}"))
+
+    assert client.failed() == []
+    assert client.longest_gap("POST") < 1.0
+    assert db_primary(failover_stack) == primary
+    assert_no_message_lost_or_doubled(failover_stack, client)
+
+
+def etcd_leader(stack: Stack) -> str:
+    """The etcd member that is the Raft leader now (the one whose loss costs an election)."""
+    endpoints = ",".join(f"{node}:2379" for node in ETCD_NODES)
+    result = stack.exec(
+        "etcd1", "etcdctl", f"--endpoints={endpoints}", "endpoint", "status", "--write-out=json"
+    )
+    assert result.returncode == 0, result.stderr
+    statuses = json.loads(result.stdout)
+    leader_id = statuses[0]["Status"]["leader"]
+    [leader] = [
+        s["Endpoint"].split(":")[0]
+        for s in statuses
+        if s["Status"]["header"]["member_id"] == leader_id
+    ]
+    return leader
+
+
+def test_db_etcd_leader_killed_changes_nothing(failover_stack: Stack, load):
+    """Scenario 13: `docker kill` the etcd member that leads the Raft group, under 40 req/s, start
+    it again 7 s later. The other two elect a new leader (election timeout 2.5 s) and keep the
+    quorum; Patroni retries etcd for up to retry_timeout (8 s). Budget: 0 failed requests, the
+    primary does not change."""
+    primary = db_primary(failover_stack)
+    leader = etcd_leader(failover_stack)
+    with load(duration=15) as client:
+        timeline = Timeline(client)
+        timeline.stop_then_start(failover_stack, leader, "kill", at=3, start_at=10)
+        run_for(client)
+    print(timeline.report(f"scenario 13: kill the etcd leader {leader}"))
+
+    assert client.failed() == []
+    assert db_primary(failover_stack) == primary
+    assert_no_message_lost_or_doubled(failover_stack, client)
+
+
+def test_db_tier_restart_recovers_by_itself(failover_stack: Stack, load):
+    """Scenario 14: `docker compose restart db1 db2 db3` under 40 req/s. Each Patroni stops its
+    PostgreSQL cleanly (the primary last releases its leader key); on start the most advanced node
+    wins the leader race and the others follow it. Budget: every failure a JSON 503; service
+    back within 30 s of the restart, with no failure after; nothing acknowledged lost."""
+    with load(duration=40) as client:
+        timeline = Timeline(client)
+        timeline.wait_until_load_time(3)
+        restarted_at = timeline.mark("docker compose restart db1 db2 db3")
+        failover_stack.docker_compose("restart", *DB_NODES)
+        timeline.mark("docker compose restart returned")
+        back_at = wait_for_writes_after(failover_stack, timeline, restarted_at, timeout=35)
+        run_for(client)
+    print(timeline.report("scenario 14: restart the whole database tier"))
+    print(f"writes back {back_at - restarted_at:.1f}s after the restart began")
+
+    assert_failures_are_json_503(client)
+    assert back_at - restarted_at <= 30.0
+    # A worker that found no primary just before it came back waits out its breaker (0.5 s).
+    assert client.failed(after=back_at + 0.5) == []
+    assert_no_message_lost_or_doubled(failover_stack, client)
+
+
+def test_database_tier_stopped_gives_json_503s_then_no_errors(failover_stack: Stack, load):
+    """Scenario 7: `docker compose stop db1 db2 db3` (the whole tier), start them 5 s later,
+    under 40 req/s, with clients that wait up to 10 s for an answer.
+    Budget: while it is down, every failure is a JSON 503 (no 500, no request left unanswered),
+    nearly all of them at once: the breaker answers without trying for 0.5 s after a failure,
+    and while the tier is down only one thread per app worker tries to connect, which costs it
+    1 s of unanswered DNS per node (its own request's answer is slow). 0 errors from 0.5 s after
+    the first write is acknowledged again; every acknowledged message is still there."""
+    with load(duration=30, timeout=10.0) as client:
+        timeline = Timeline(client)
+        timeline.wait_until_load_time(3)
+        timeline.mark("docker compose stop db1 db2 db3")
+        failover_stack.docker_compose("stop", *DB_NODES)
+        stopped_at = timeline.mark("database tier stopped")
+        timeline.wait_until_load_time(stopped_at + 5)
+        timeline.mark("docker compose start db1 db2 db3")
+        failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", *DB_NODES)
+        healthy_at = timeline.mark("database tier healthy")
+        back_at = wait_for_writes_after(failover_stack, timeline, stopped_at, timeout=20)
+        run_for(client)
+    print(timeline.report("scenario 7: stop and start the whole database tier"))
+    failures = client.failed()
+    slow = sorted(round(o.end - o.start, 1) for o in failures if o.end - o.start > 0.5)
+    print(
+        f"writes back {back_at - healthy_at:.1f}s after the tier was healthy; "
+        f"{len(failures) - len(slow)} of {len(failures)} 503s answered within 0.5 s, "
+        f"the others after {slow} s"
+    )
+
+    assert_failures_are_json_503(client)
+    assert [o for o in failures if stopped_at < o.start < healthy_at], "the outage went unseen"
+    assert len(slow) <= 0.1 * len(failures), "503s were not answered at once"
+    assert client.failed(after=back_at + 0.5) == []
+    assert_no_message_lost_or_doubled(failover_stack, client)
+
+
+def test_members_agree_on_one_leader(failover_stack: Stack):
+    """Not a failure: the healthy state every scenario starts from, as `make db-status` shows it."""
+    members = patroni_members(failover_stack)
+    print(json.dumps(members, indent=1))
+    assert [m["Member"] for m in members if m["Role"] == "Leader"] == [db_primary(failover_stack)]
+    assert sum(accepts_writes(failover_stack, node) for node in DB_NODES) == 1

@@ -4,7 +4,7 @@ and the app's database role cannot change the schema."""
 import json
 import subprocess
 
-from tests.stack import SERVICES, Stack
+from tests.stack import DB_NODES, ETCD_NODES, IMAGE_TAG, SERVICES, Stack, db_primary, psql
 
 
 def inspect(stack: Stack, service: str) -> dict:
@@ -31,10 +31,16 @@ def test_each_tier_reaches_only_its_neighbours(stack: Stack) -> None:
     reachable = {
         ("lb1", "web1"): True,
         ("lb1", "app1"): False,
-        ("lb1", "db"): False,
+        ("lb1", "db1"): False,
         ("web1", "app1"): True,
-        ("web1", "db"): False,
-        ("app1", "db"): True,
+        ("web1", "db1"): False,
+        ("app1", "db1"): True,
+        ("app1", "db3"): True,
+        # The consensus store is the db nodes' business alone.
+        ("app1", "etcd1"): False,
+        ("web1", "etcd1"): False,
+        ("db1", "etcd1"): True,
+        ("db2", "db3"): True,
     }
     for (source, target), expected in reachable.items():
         result = stack.exec(source, "getent", "hosts", target)
@@ -61,8 +67,11 @@ def test_servers_run_as_non_root(stack: Stack) -> None:
         "web2": "nginx",
         "app1": "gunicorn",
         "app2": "gunicorn",
-        "db": "postgres",
+        **{node: "postgres" for node in DB_NODES},
+        **{node: "etcd" for node in ETCD_NODES},
     }
+    for node in DB_NODES:
+        assert "0" not in process_users(stack, node).get("patroni", {"0"}), f"patroni in {node}"
     for service, server in servers.items():
         users = process_users(stack, service)
         assert users.get(server), f"no {server} process in {service}: {users}"
@@ -72,28 +81,49 @@ def test_servers_run_as_non_root(stack: Stack) -> None:
 
 
 def test_app_role_cannot_create_tables_or_delete(stack: Stack) -> None:
-    def as_app_role(sql: str) -> subprocess.CompletedProcess[str]:
-        script = (
-            'PGPASSWORD="$(cat /run/secrets/db_app_password)" '
-            f'psql -h 127.0.0.1 -U guestbook_app -d guestbook -v ON_ERROR_STOP=1 -c "{sql}"'
-        )
-        return stack.exec("db", "bash", "-c", script)
-
-    allowed = as_app_role("SELECT count(*) FROM messages")
+    # On the primary: a standby would refuse every write for another reason (read-only).
+    primary = db_primary(stack)
+    assert primary, "no database primary"
+    allowed = psql(stack, primary, "SELECT count(*) FROM messages", user="app")
     assert allowed.returncode == 0, allowed.stderr
     for sql in ("CREATE TABLE intruder (id int)", "DELETE FROM messages", "DROP TABLE messages"):
-        refused = as_app_role(sql)
+        refused = psql(stack, primary, sql, user="app")
         assert refused.returncode != 0, sql
         assert "permission denied" in refused.stderr or "must be owner" in refused.stderr, sql
 
 
+def test_the_app_role_and_schema_exist_on_every_db_node(stack: Stack) -> None:
+    # Made once by the bootstrap primary (Patroni's post_bootstrap); the standbys got them by
+    # replication, so whichever node becomes primary serves the app the same way.
+    for node in DB_NODES:
+        result = psql(stack, node, "SELECT count(*) >= 0 FROM messages", user="app")
+        assert result.returncode == 0 and result.stdout.strip() == "t", (node, result.stderr)
+
+
 def test_no_secret_is_baked_into_an_image(stack: Stack) -> None:
-    secret = (stack.compose.context / ".secrets" / "db_app_password").read_text().strip()
-    for image in ("fourtier/lb", "fourtier/web", "fourtier/app", "fourtier/db"):
+    secrets = [
+        path.read_text().strip() for path in (stack.compose.context / ".secrets").glob("db_*")
+    ]
+    assert len(secrets) == 5
+    for tier in ("lb", "web", "app", "db"):
+        image = f"fourtier/{tier}:{IMAGE_TAG}"
         history = subprocess.run(
             ["docker", "history", "--no-trunc", image], capture_output=True, text=True, check=True
         )
         config = subprocess.run(
             ["docker", "image", "inspect", image], capture_output=True, text=True, check=True
         )
-        assert secret not in history.stdout + config.stdout, image
+        for secret in secrets:
+            assert secret not in history.stdout + config.stdout, image
+
+
+def test_no_password_in_a_db_container_environment(stack: Stack) -> None:
+    # Patroni gets its passwords from a file the entrypoint writes, readable by postgres only.
+    secrets = [
+        path.read_text().strip() for path in (stack.compose.context / ".secrets").glob("db_*")
+    ]
+    for service in (*DB_NODES, *ETCD_NODES):
+        environment = "\n".join(inspect(stack, service)["Config"]["Env"])
+        assert not any(secret in environment for secret in secrets), service
+    listing = stack.exec("db1", "stat", "-c", "%a %U", "/run/patroni/90-secrets.yml")
+    assert listing.stdout.split() == ["600", "postgres"]

@@ -11,7 +11,7 @@ DIRECT = {
     "LB_HTTP_PORT": reach.Endpoint("lb1", "10.213.243.11", 8080, "lb_web"),
     "BENCH_WEB_PORT": reach.Endpoint("web1", "10.213.243.130", 8080, "lb_web"),
     "BENCH_APP_PORT": reach.Endpoint("app1", "172.24.0.3", 8000, "web_app"),
-    "BENCH_DB_PORT": reach.Endpoint("db", "172.22.0.2", 5432, "app_db"),
+    "BENCH_DB_PORT": reach.Endpoint("db1", "172.22.0.2", 5432, "app_db"),
 }
 
 

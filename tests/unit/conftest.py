@@ -35,8 +35,11 @@ sys.path.insert(0, str(ROOT / "app"))
 from guestbook import create_app  # noqa: E402
 from guestbook.db import ENGINE_KEY  # noqa: E402
 
-# The database image under test; another tag can be tried with FOURTIER_DB_IMAGE=fourtier/db:new.
-DB_IMAGE = os.environ.get("FOURTIER_DB_IMAGE", "fourtier/db:latest")
+# The database image under test (its standalone mode, the image's default command): the tag of
+# docker-compose.yml's images (IMAGE_TAG), or any image with FOURTIER_DB_IMAGE=fourtier/db:new.
+DB_IMAGE = os.environ.get(
+    "FOURTIER_DB_IMAGE", f"fourtier/db:{os.environ.get('IMAGE_TAG') or 'latest'}"
+)
 DB_NAME = "guestbook"
 OWNER, OWNER_PASSWORD = "guestbook_owner", "owner-test-password"
 APP_USER, APP_PASSWORD = "guestbook_app", "app-test-password"

@@ -63,3 +63,24 @@ def test_a_tripped_breaker_lets_requests_through_once_its_interval_is_over(
         assert app.test_client().get("/api/messages").status_code == 200
     finally:
         dispose(app)
+
+
+def test_while_the_database_is_down_one_thread_tries_to_connect_at_a_time() -> None:
+    # With three db nodes gone, one attempt costs seconds of unanswered DNS; the other threads of
+    # the worker must not queue behind it, each trying too: they get their 503 at once.
+    app = offline_app(DB_RETRY_INTERVAL=0)
+    breaker = app.extensions[BREAKER_KEY]
+    client = app.test_client()
+    try:
+        assert client.get("/api/messages").status_code == 503  # the database is known to be down
+        breaker.before_connect()  # as if another thread had just started an attempt
+        attempts = connection_attempts(app)
+        response = client.get("/api/messages")
+        assert response.status_code == 503
+        assert response.get_json() == {"error": "database unavailable"}
+        assert attempts == []  # it did not try
+        breaker.trip()  # the other thread's attempt failed: the next one may try
+        assert client.get("/api/messages").status_code == 503
+        assert attempts == [1]
+    finally:
+        dispose(app)

@@ -5,7 +5,7 @@ from pathlib import Path
 from flask import request
 from guestbook.config import Config, database_url
 from guestbook.db import ENGINE_KEY
-from sqlalchemy import make_url, text
+from sqlalchemy import create_engine, make_url, text
 
 from .conftest import dispose, make_app
 
@@ -24,7 +24,29 @@ def test_url_is_built_from_the_parts() -> None:
     url = database_url(PARTS)
     assert url.render_as_string(hide_password=False) == (
         "postgresql+psycopg://guestbook_app:from-env@db:5432/guestbook"
+        "?target_session_attrs=read-write"
     )
+
+
+def test_several_hosts_become_libpq_multi_host_parameters() -> None:
+    # The Patroni cluster: libpq tries db1, db2, db3 and keeps the one that accepts writes.
+    url = database_url({**PARTS, "DB_HOST": "db1, db2,db3"})
+    engine = create_engine(url)
+    _, params = engine.dialect.create_connect_args(engine.url)
+    assert params["host"] == "db1,db2,db3"
+    assert params["port"] == "5432,5432,5432"
+    assert params["target_session_attrs"] == "read-write"
+    assert (params["dbname"], params["user"], params["password"]) == (
+        "guestbook",
+        "guestbook_app",
+        "from-env",
+    )
+    engine.dispose()
+
+
+def test_target_session_attrs_can_be_chosen() -> None:
+    url = database_url({**PARTS, "DB_HOST": "db1,db2", "DB_TARGET_SESSION_ATTRS": "any"})
+    assert url.query["target_session_attrs"] == "any"
 
 
 def test_password_file_wins_and_loses_its_trailing_newline(tmp_path: Path) -> None:
@@ -42,7 +64,8 @@ def test_database_url_wins_over_the_parts() -> None:
 
 def test_defaults() -> None:
     # The environment of the test run sets none of these.
-    assert (Config.DB_HOST, Config.DB_PORT, Config.DB_NAME) == ("db", 5432, "guestbook")
+    assert (Config.DB_HOST, Config.DB_PORT, Config.DB_NAME) == ("db1,db2,db3", 5432, "guestbook")
+    assert Config.DB_TARGET_SESSION_ATTRS == "read-write"
     assert Config.DB_USER == "guestbook_app"
     assert (Config.DB_POOL_SIZE, Config.DB_MAX_OVERFLOW, Config.DB_POOL_TIMEOUT) == (4, 2, 5)
     assert (Config.DB_CONNECT_TIMEOUT, Config.DB_STATEMENT_TIMEOUT_MS) == (3, 5000)

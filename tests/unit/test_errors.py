@@ -1,9 +1,16 @@
-"""An unexpected exception is our bug: a generic 500 JSON answer, with the traceback in the log."""
+"""An unexpected exception is our bug: a generic 500 JSON answer, with the traceback in the log.
+The database's failures are 503s, told apart in the log: an outage, a standby where the primary
+was, credentials the database rejects."""
 
 import logging
 
 import pytest
 from flask.testing import FlaskClient
+from guestbook.breaker import BREAKER_KEY
+from guestbook.db import ENGINE_KEY
+from sqlalchemy import URL, event
+
+from .conftest import dispose, make_app
 
 
 def test_unexpected_exception_is_500_json_and_logged(app, caplog: pytest.LogCaptureFixture) -> None:
@@ -33,3 +40,55 @@ def test_database_unavailable_is_logged_as_a_warning(
     [record] = [r for r in caplog.records if "rid-503" in r.getMessage()]
     assert record.levelno == logging.WARNING
     assert "database unavailable" in record.getMessage()
+
+
+def test_a_write_refused_by_a_standby_is_a_503_and_empties_the_pool(app, caplog) -> None:
+    # After a failover, pooled connections may lead to the former primary, now a read-only
+    # standby. Made here by turning this app's new connections read-only, as a standby's are.
+    engine = app.extensions[ENGINE_KEY]
+    client: FlaskClient = app.test_client()
+    assert client.get("/api/messages").status_code == 200  # one pooled, writable connection
+
+    def read_only(dbapi_connection, connection_record) -> None:
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute("SET default_transaction_read_only = on")
+        dbapi_connection.autocommit = False
+
+    engine.dispose()  # the pool starts again, with connections that are read-only
+    event.listen(engine, "connect", read_only)
+    with caplog.at_level(logging.WARNING, logger="guestbook"):
+        refused = client.post("/api/messages", json={"author": "a", "text": "on a standby"})
+    assert refused.status_code == 503
+    assert refused.get_json() == {"error": "database unavailable"}
+    assert "read-only transaction" in caplog.text
+    # Treated as a disconnect: SQLAlchemy marked the whole pool invalid (each connection opened
+    # before now is replaced at its next checkout), and the breaker opened (retry interval 0.5 s).
+    assert engine.pool._invalidate_time > 0
+    assert client.get("/api/messages").status_code == 503
+
+    event.remove(engine, "connect", read_only)
+    app.extensions[BREAKER_KEY].connected()
+    app.extensions[BREAKER_KEY]._open_until = 0.0  # as if the retry interval had passed
+    assert client.post("/api/messages", json={"author": "a", "text": "primary"}).status_code == 201
+
+
+def test_rejected_credentials_are_a_configuration_error_not_an_outage(
+    app_db_url: URL, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As after `.secrets/` was made anew beside an old database volume: a wrong password.
+    url = app_db_url.set(password="not-the-password")
+    app = make_app(DATABASE_URL=url.render_as_string(hide_password=False))
+    try:
+        with caplog.at_level(logging.WARNING, logger="guestbook"):
+            response = app.test_client().get("/api/readyz", headers={"X-Request-ID": "rid-auth"})
+        assert response.status_code == 503
+        assert response.get_json() == {
+            "error": "database unavailable: it rejects the app's credentials"
+        }
+        [record] = [r for r in caplog.records if "rid-auth" in r.getMessage()]
+        assert record.levelno == logging.ERROR
+        assert "database configuration error" in record.getMessage()
+        assert "password authentication failed" in record.getMessage()
+        assert "not-the-password" not in caplog.text
+    finally:
+        dispose(app)
