@@ -32,10 +32,10 @@ def init_app(app: Flask) -> None:
         # No ping before each use (pool_pre_ping, default off; it was on here). A ping is a round
         # trip to PostgreSQL on every request, to guard against something that happens only when
         # the database restarts. Instead the pool handles a dead connection when it meets one
-        # (SQLAlchemy's "optimistic" disconnect handling): the statement fails, the app answers
-        # 503 (errors.py), and SQLAlchemy discards *every* connection the pool opened before that
-        # moment, so the next requests get fresh ones. Under load the dead connections are found
-        # while the database is still down; see README "Design choices".
+        # (SQLAlchemy's "optimistic" disconnect handling): the statement fails, SQLAlchemy discards
+        # *every* connection the pool opened before that moment, and `execute` below tries a read
+        # or a keyed write once more on a fresh connection (anything else gets a 503, errors.py).
+        # See README "Design choices".
         pool_pre_ping=False,
         # Every statement commits by itself (PostgreSQL's autocommit), with no BEGIN before it and
         # no COMMIT or ROLLBACK after it (default: a transaction around each session's work, two

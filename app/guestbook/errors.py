@@ -10,7 +10,8 @@ Three kinds of failure, three handlers:
 
 After a failover, a pooled connection may still lead to the former primary, now a read-only
 standby: a write there fails with ReadOnlySqlTransaction. That is treated as a lost connection (the
-pool is emptied, the breaker opens, the client gets a 503), not as our bug.
+pool is emptied; a keyed write is retried once on a new connection, db.execute; otherwise the
+breaker opens and the client gets a 503), not as our bug.
 """
 
 import logging
