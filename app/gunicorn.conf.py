@@ -8,6 +8,7 @@
 # Full reference: https://docs.gunicorn.org/en/stable/settings.html
 
 import os
+import shutil
 
 # --- Server socket ---------------------------------------------------------------------------
 
@@ -102,3 +103,50 @@ def worker_exit(server, worker):
     # Write out what is still batched before the worker goes (a graceful stop or a restart).
     for handler in worker.log.access_log.handlers:
         handler.flush()
+
+
+# --- Metrics (guestbook/metrics.py) ----------------------------------------------------------
+
+# The port Prometheus scrapes (job `app` in monitor/prometheus.yml): a small HTTP server in the
+# master process, apart from the app's port 8000, so a scrape never takes a worker's thread and
+# never appears in the access log. Not published; only the monitoring network's Prometheus and
+# the app's neighbours on its networks can reach it.
+METRICS_PORT = int(os.environ.get("METRICS_PORT", 9102))
+# Where every worker's metric files live (prometheus_client's multiprocess mode reads the variable
+# itself, and is on whenever it is set, even to ""). /dev/shm is a memory filesystem: a counter's
+# increment is never a write to disk.
+METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# METRICS_ENABLED=0 (guestbook/config.py): no counting and no metrics server, for the load tests'
+# no-monitoring configuration.
+METRICS_SERVED = bool(METRICS_DIR) and os.environ.get("METRICS_ENABLED", "1") == "1"
+
+
+def on_starting(server):
+    # An empty directory at each start of Gunicorn (in the master, before any worker exists):
+    # files left by an earlier run (a container that Docker restarts may keep its /dev/shm) would
+    # otherwise be added to this run's figures.
+    if METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
+        os.makedirs(METRICS_DIR, exist_ok=True)
+
+
+def when_ready(server):
+    # The master is listening and about to fork the workers: start the metrics server in it. It
+    # adds up the files of every worker, live and dead (MultiProcessCollector).
+    if not METRICS_SERVED:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(METRICS_PORT, registry=registry)
+    server.log.info("metrics for Prometheus on :%d/metrics", METRICS_PORT)
+
+
+def child_exit(server, worker):
+    # A worker exited (crash, timeout, max_requests or a graceful stop): its gauges no longer
+    # count in the live sums; its counters stay in the totals.
+    if METRICS_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

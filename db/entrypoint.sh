@@ -41,11 +41,22 @@ set_up_database() {
   unset PGPASSWORD
 }
 
+# The directories PostgreSQL and Patroni write at run time. In the hardened containers of
+# docker-compose.yml /run is an empty tmpfs (the root filesystem is read-only), so they are made
+# here, by the postgres user itself; the image has them too, for a plain `docker run`.
+#   /run/postgresql  the Unix socket and its lock file (2775, as Debian makes it)
+#   /run/patroni     Patroni's configuration, passwords included (0700: postgres alone)
+make_run_dirs() {
+  mkdir -p -m 2775 /run/postgresql
+  mkdir -p -m 0700 /run/patroni
+}
+
 # A secret file's content, for YAML: single-quoted, any single quote doubled.
 yaml_secret() { local s; s=$(<"/run/secrets/$1"); printf "'%s'" "${s//\'/\'\'}"; }
 
 case "${1:-}" in
   patroni)
+    make_run_dirs
     # This node's name and addresses, from the hostname Compose gives it (db1, db2, db3).
     export PATRONI_NAME=${PATRONI_NAME:-$(hostname)}
     export PATRONI_RESTAPI_CONNECT_ADDRESS=${PATRONI_RESTAPI_CONNECT_ADDRESS:-$PATRONI_NAME:8008}
@@ -92,6 +103,7 @@ EOF
 
   postgres)
     : "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE}"
+    make_run_dirs
     if [ ! -s "$PGDATA/PG_VERSION" ]; then
       echo "entrypoint: initialising a new cluster in $PGDATA"
       initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") \

@@ -17,8 +17,22 @@ as_haproxy=(setpriv --reuid haproxy --regid haproxy --init-groups)
 #     CLI starts a new worker on the same listening sockets while the old one finishes its
 #     connections (a hitless reload).
 # -db: stay in the foreground.
-# -S: the master CLI socket (`echo reload | socat stdio /var/run/haproxy/master.sock`).
+# -S: the master CLI socket (`echo reload | socat stdio /var/run/haproxy/master.sock`, run as
+#     the haproxy user: `docker compose exec -u haproxy lb1 ...`).
 haproxy_cmd=(haproxy -W -db -f /etc/haproxy/haproxy.cfg -S /var/run/haproxy/master.sock)
+
+# The sockets' directory, made by the haproxy user itself: /run is a fresh tmpfs in a hardened
+# container (read-only root filesystem), and root here has no CHOWN capability to hand it over.
+"${as_haproxy[@]}" mkdir -p -m 0750 /var/run/haproxy
+
+# The TLS certificate and its key (scripts/make-certs.sh, or the user's own), a Compose secret:
+# bind-mounted from the host as it is there (.secrets/tls/ is 0700 on the host). Copied, by the
+# haproxy user itself, into a directory only that user can read: nothing else in the container
+# (keepalived, the log shipper) can read the key, and root needs no CHOWN capability to give it
+# away. HAProxy reads it again from there on a reload.
+tls_dir=/run/haproxy-tls
+"${as_haproxy[@]}" mkdir -p -m 0700 "$tls_dir"
+"${as_haproxy[@]}" install -m 0400 /run/secrets/lb_tls_pem "$tls_dir/site.pem"
 
 # The log shipper (log-shipper.pl) receives HAProxy's log lines and writes them to stdout in
 # batches. Started first, so it is listening before HAProxy logs its first line.
@@ -33,8 +47,8 @@ if [ -n "${VIP:-}" ]; then
   : "${SELF_IP:?}" "${PEER_IP:?}" "${VRRP_PRIORITY:?}"
   export NODE_NAME=${NODE_NAME:-$(hostname)}
   envsubst '${NODE_NAME} ${VRRP_PRIORITY} ${SELF_IP} ${PEER_IP} ${VIP}' \
-    </etc/keepalived/keepalived.conf.template >/etc/keepalived/keepalived.conf
-  keepalived --dont-fork --log-console --no-syslog --use-file /etc/keepalived/keepalived.conf &
+    </etc/keepalived/keepalived.conf.template >/run/keepalived.conf
+  keepalived --dont-fork --log-console --no-syslog --use-file /run/keepalived.conf &
   keepalived_pid=$!
   pids+=("$keepalived_pid")
 fi

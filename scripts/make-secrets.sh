@@ -12,12 +12,14 @@
 #   db_rewind_password       rewinder: pg_rewind, when a former primary rejoins as a standby
 #   db_restapi_password      patroni: Patroni's REST API, for requests that change something
 #                            (switchover, restart); patronictl sends it
+#   db_monitor_password      monitor: the PostgreSQL exporters' role (pg_monitor: statistics
+#                            only, no table data)
 set -euo pipefail
 dir=${1:-.secrets}
 umask 077
 mkdir -p "$dir"
 for name in db_owner_password db_app_password db_replication_password db_rewind_password \
-            db_restapi_password; do
+            db_restapi_password db_monitor_password; do
   if [ ! -s "$dir/$name" ]; then
     head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$dir/$name"
     # Readable inside the containers, whose servers run as other, unprivileged users (Compose

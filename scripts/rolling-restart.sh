@@ -24,8 +24,8 @@ poll() {
   say "gave up waiting for: $*"; return 1
 }
 
-# Run a command on an LB node's HAProxy runtime API.
-haproxy_api() { "${compose[@]}" exec -T "$1" sh -c "echo '$2' | socat stdio /var/run/haproxy/admin.sock"; }
+# Run a command on an LB node's HAProxy runtime API, as the haproxy user who owns its socket.
+haproxy_api() { "${compose[@]}" exec -T --user haproxy "$1" sh -c "echo '$2' | socat stdio /var/run/haproxy/admin.sock"; }
 
 # Restart one service and return once Docker reports it healthy again.
 restart_and_wait() {

@@ -17,6 +17,7 @@ from tests.stack import ROOT, DockerCompose, Stack
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     subprocess.run([str(ROOT / "scripts" / "make-secrets.sh")], check=True)
+    subprocess.run([str(ROOT / "scripts" / "make-certs.sh")], check=True)
     compose = DockerCompose(ROOT, compose_file_name="docker-compose.yml", build=True, wait=True)
     if os.environ.get("FOURTIER_REUSE_STACK") == "1":
         compose.start()  # `up --build --wait`: a no-op on a healthy, current stack

@@ -20,7 +20,10 @@ os.environ.setdefault("LB_HTTP_PORT", "18080")
 os.environ.setdefault("LB_STATS_PORT", "18404")
 os.environ.setdefault("LB2_HTTP_PORT", "18081")
 os.environ.setdefault("LB2_STATS_PORT", "18405")
+os.environ.setdefault("LB_HTTPS_PORT", "18443")
+os.environ.setdefault("LB2_HTTPS_PORT", "18444")
 os.environ.setdefault("LB_NET_PREFIX", "10.213.241")
+os.environ.setdefault("PROMETHEUS_PORT", "19090")
 # testcontainers' reaper image (Ryuk) can't be pulled here; the fixture tears down itself.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
@@ -30,8 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # The database tier: three PostgreSQL nodes run by Patroni, and the three members of etcd.
 DB_NODES = ("db1", "db2", "db3")
 ETCD_NODES = ("etcd1", "etcd2", "etcd3")
-# Every service of docker-compose.yml.
+# Every service of the four tiers.
 SERVICES = ("lb1", "lb2", "web1", "web2", "app1", "app2", *DB_NODES, *ETCD_NODES)
+# Monitoring (monitor/): Prometheus and the exporters of the nodes that have no /metrics.
+MONITOR_SERVICES = (
+    "prometheus",
+    "web1-exporter",
+    "web2-exporter",
+    "db1-exporter",
+    "db2-exporter",
+    "db3-exporter",
+)
 # The tag of the images under test (docker-compose.yml: fourtier/<tier>:${IMAGE_TAG}).
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "latest")
 
@@ -49,23 +61,37 @@ class Stack:
         self.lb2_stats_url = f"http://127.0.0.1:{os.environ['LB2_STATS_PORT']}"
         self.vip = f"{os.environ['LB_NET_PREFIX']}.10"
         self.vip_url = f"http://{self.vip}:8080"
+        # HTTPS, terminated by each LB node; the certificate's authority is the local CA that
+        # scripts/make-certs.sh made (requests' `verify=stack.ca`).
+        self.https_url = f"https://127.0.0.1:{os.environ['LB_HTTPS_PORT']}"
+        self.lb2_https_url = f"https://127.0.0.1:{os.environ['LB2_HTTPS_PORT']}"
+        self.vip_https_url = f"https://{self.vip}:8443"
+        self.ca = str(ROOT / ".secrets" / "tls" / "ca.crt")
+        self.prometheus_url = f"http://127.0.0.1:{os.environ['PROMETHEUS_PORT']}"
 
+    # Requests to lb1's plain-HTTP port. The API answers there; a page is redirected to HTTPS,
+    # which is followed and verified against the local CA.
     def get(self, path: str, **kwargs) -> requests.Response:
-        return requests.get(self.url + path, timeout=10, **kwargs)
+        return self.request("GET", path, **kwargs)
 
     def post(self, path: str, **kwargs) -> requests.Response:
-        return requests.post(self.url + path, timeout=10, **kwargs)
+        return self.request("POST", path, **kwargs)
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("verify", self.ca)
         return requests.request(method, self.url + path, timeout=10, **kwargs)
 
     def logs(self, *services: str) -> str:
         stdout, stderr = self.compose.get_logs(*services)
         return stdout + stderr
 
-    def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
-        """Run a command in a service's container (not raising on a non-zero exit)."""
-        return self.docker_compose("exec", "-T", service, *command, check=False)
+    def exec(
+        self, service: str, *command: str, user: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in a service's container (not raising on a non-zero exit), as the
+        image's user or as `user`."""
+        as_user = ("--user", user) if user else ()
+        return self.docker_compose("exec", "-T", *as_user, service, *command, check=False)
 
     def docker_compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -90,9 +116,14 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
 
 def haproxy_command(stack: Stack, lb: str, command: str) -> str:
     """Send one command to an LB node's HAProxy runtime API (the admin socket) and return the
-    answer, e.g. `show stat`, `set server web/web1 state drain`."""
+    answer, e.g. `show stat`, `set server web/web1 state drain`. As the haproxy user: the socket is
+    HAProxy's, and root in the LB container has no capability to open another user's files."""
     result = stack.exec(
-        lb, "sh", "-c", f"echo '{command}' | socat stdio /var/run/haproxy/admin.sock"
+        lb,
+        "sh",
+        "-c",
+        f"echo '{command}' | socat stdio /var/run/haproxy/admin.sock",
+        user="haproxy",
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -10,12 +10,14 @@ from collections.abc import Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import breaker, db, errors, health, logs, messages, nodes, whoami
+from . import db, errors, health, logs, messages, metrics, nodes, openapi, whoami
 from .config import Config
 
 
 def create_app(config: Mapping | None = None) -> Flask:
-    app = Flask(__name__)
+    # No static folder (Flask's default is ./static, served at /static/<path>): nginx serves the
+    # static site, and an app route nobody uses would be one more thing to describe and fuzz.
+    app = Flask(__name__, static_folder=None)
 
     # Settings, each layer overriding the one before: defaults and environment variables (read by
     # the Config class), then the mapping a test passes in.
@@ -32,13 +34,13 @@ def create_app(config: Mapping | None = None) -> Flask:
     if app.config["PROXY_COUNT"] > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=1)
 
-    breaker.init_app(app)
-    db.init_app(app)
+    db.init_app(app)  # the engine(s), each with its breaker (breaker.py)
     errors.init_app(app)
     nodes.init_app(app)
+    metrics.init_app(app)
 
     # Every endpoint lives under /api: nginx forwards /api/ here and serves everything else itself.
-    for blueprint in (health.bp, whoami.bp, messages.bp):
+    for blueprint in (health.bp, whoami.bp, messages.bp, openapi.bp):
         app.register_blueprint(blueprint, url_prefix="/api")
 
     return app

@@ -13,17 +13,23 @@ db nodes, up to 1 s of unanswered DNS per node that is gone), and requests would
 So until a connection succeeds again, a thread that wants a new connection while another thread
 of the same process is already trying gets its 503 at once.
 
-The state is a few timestamps and a flag per worker process, shared by its threads. Liveness
-(/api/healthz) never asks the breaker; readiness asks the database.
+The state is a few timestamps and a flag per engine in each worker process, shared by its
+threads. An app has one engine for the primary and, when reads go to the standbys
+(DB_READ_TARGET_SESSION_ATTRS, db.py), a second one: each has its own breaker, so a primary that
+is gone stops the writes but not the reads. Liveness (/api/healthz) never asks the breaker;
+readiness asks the database.
 """
 
 import threading
 import time
 
-from flask import Flask, current_app, has_app_context
-from sqlalchemy import Engine, Pool, event
+from flask import current_app
+from sqlalchemy import Engine, event
 
-BREAKER_KEY = "guestbook.breaker"
+from . import metrics
+
+# app.extensions[BREAKER_KEY]: the breaker of each engine, by its role ("primary", "reads").
+BREAKER_KEY = "guestbook.breakers"
 
 
 class DatabaseUnavailable(Exception):
@@ -52,6 +58,7 @@ class DatabaseBreaker:
         self._open_until = time.monotonic() + self.retry_interval
         self._down = True
         self._attempt_until = 0.0
+        metrics.breaker_tripped()
 
     def before_connect(self) -> None:
         """Before a new connection: while the database is down, let one thread try at a time."""
@@ -65,30 +72,20 @@ class DatabaseBreaker:
 
     def connected(self) -> None:
         """A new connection succeeded: the database is back."""
+        if self._down:
+            metrics.breaker_closed()
         self._down = False
         self._attempt_until = 0.0
 
-
-def init_app(app: Flask) -> None:
-    app.extensions[BREAKER_KEY] = DatabaseBreaker(app.config["DB_RETRY_INTERVAL"])
-    # SQLAlchemy's hooks around every new connection, for every engine (listeners on the classes,
-    # once per process); they find the breaker of the app whose request is connecting.
-    if not event.contains(Engine, "do_connect", before_connect):
-        event.listen(Engine, "do_connect", before_connect)
-        event.listen(Pool, "connect", connected)
-
-
-def before_connect(dialect, connection_record, cargs, cparams) -> None:
-    """SQLAlchemy calls this before opening a connection (returning None: it then connects)."""
-    if has_app_context() and BREAKER_KEY in current_app.extensions:
-        get_breaker().before_connect()
+    def watch(self, engine: Engine) -> "DatabaseBreaker":
+        """Hook this breaker to SQLAlchemy's events around each new connection of `engine`."""
+        # Before opening a connection (a listener returning None lets SQLAlchemy connect).
+        event.listen(engine, "do_connect", lambda *args: self.before_connect())
+        # Once the pool has a new open connection.
+        event.listen(engine, "connect", lambda *args: self.connected())
+        return self
 
 
-def connected(dbapi_connection, connection_record) -> None:
-    """SQLAlchemy's pool calls this once a new connection is open."""
-    if has_app_context() and BREAKER_KEY in current_app.extensions:
-        get_breaker().connected()
-
-
-def get_breaker() -> DatabaseBreaker:
-    return current_app.extensions[BREAKER_KEY]
+def get_breaker(role: str = "primary") -> DatabaseBreaker:
+    """The breaker of the current app's engine for `role` (db.py: "primary" or "reads")."""
+    return current_app.extensions[BREAKER_KEY][role]

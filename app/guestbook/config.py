@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Mapping
 
-from sqlalchemy import URL
+from sqlalchemy import URL, make_url
 
 
 class Config:
@@ -28,6 +28,11 @@ class Config:
     # Which server a connection may end on (libpq's target_session_attrs): "read-write" is the
     # primary; "any" takes the first that answers; "prefer-standby" a standby if one answers.
     DB_TARGET_SESSION_ATTRS = os.environ.get("DB_TARGET_SESSION_ATTRS", "read-write")
+    # Where reads (GETs) go. Empty, the default: to the primary too, so a client always reads what
+    # it has just written. "prefer-standby": to a standby if one answers (the primary otherwise),
+    # through a second pool; reads then go on while a failover leaves no primary, and the primary
+    # does less work, but a read may miss a write acknowledged a few milliseconds before (db.py).
+    DB_READ_TARGET_SESSION_ATTRS = os.environ.get("DB_READ_TARGET_SESSION_ATTRS", "")
     DB_NAME = os.environ.get("DB_NAME", "guestbook")
     # The least-privilege role made by db/initdb.d/20-app-role.sh: SELECT and INSERT only.
     DB_USER = os.environ.get("DB_USER", "guestbook_app")
@@ -67,8 +72,11 @@ class Config:
     # werkzeug's ProxyFix trusts exactly that many; 0 turns ProxyFix off (app reached directly).
     PROXY_COUNT = int(os.environ.get("PROXY_COUNT", 2))
 
-    # --- Logging --------------------------------------------------------------------------------
+    # --- Logging and metrics -------------------------------------------------------------------
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    # Count every request for Prometheus (metrics.py). "0" leaves the request path as it was
+    # without monitoring: the load tests' no-monitoring configuration measures the difference.
+    METRICS_ENABLED = os.environ.get("METRICS_ENABLED", "1") == "1"
 
 
 def read_secret(path: str) -> str:
@@ -77,10 +85,14 @@ def read_secret(path: str) -> str:
         return f.read().rstrip("\r\n")
 
 
-def database_url(config: Mapping) -> str | URL:
-    """The SQLAlchemy URL to connect with, from the merged configuration."""
+def database_url(config: Mapping, target_session_attrs: str | None = None) -> str | URL:
+    """The SQLAlchemy URL to connect with, from the merged configuration; `target_session_attrs`
+    overrides DB_TARGET_SESSION_ATTRS (the engine for reads passes its own)."""
     if config.get("DATABASE_URL"):
-        return config["DATABASE_URL"]
+        if target_session_attrs is None:
+            return config["DATABASE_URL"]
+        url = make_url(config["DATABASE_URL"])
+        return url.update_query_dict({"target_session_attrs": target_session_attrs})
 
     password = config.get("DB_PASSWORD") or None
     if config.get("DB_PASSWORD_FILE"):
@@ -92,7 +104,9 @@ def database_url(config: Mapping) -> str | URL:
     hosts = [host.strip() for host in str(config["DB_HOST"]).split(",") if host.strip()]
     port = int(config["DB_PORT"])
     query: dict[str, str | list[str]] = {
-        "target_session_attrs": config.get("DB_TARGET_SESSION_ATTRS") or "read-write"
+        "target_session_attrs": target_session_attrs
+        or config.get("DB_TARGET_SESSION_ATTRS")
+        or "read-write"
     }
     if len(hosts) > 1:
         query["host"] = [f"{host}:{port}" for host in hosts]

@@ -11,7 +11,8 @@ Three kinds of failure, three handlers:
 After a failover, a pooled connection may still lead to the former primary, now a read-only
 standby: a write there fails with ReadOnlySqlTransaction. That is treated as a lost connection (the
 pool is emptied; a keyed write is retried once on a new connection, db.execute; otherwise the
-breaker opens and the client gets a 503), not as our bug.
+breaker opens and the client gets a 503), not as our bug. (db.execute opens the breaker of the
+engine that failed; here the exception becomes the answer.)
 """
 
 import logging
@@ -23,8 +24,9 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
-from .breaker import DatabaseUnavailable, get_breaker
+from .breaker import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(PoolTimeoutError, handle_database_error)
     app.register_error_handler(DatabaseUnavailable, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)
+    app.after_request(json_body_for_redirects)
     # For every engine (a listener on the Engine class), once per process.
     if not event.contains(Engine, "handle_error", treat_read_only_as_disconnect):
         event.listen(Engine, "handle_error", treat_read_only_as_disconnect)
@@ -82,6 +85,20 @@ def handle_http_exception(e: HTTPException):
     return response
 
 
+def json_body_for_redirects(response):
+    """Werkzeug's routing answers some URLs with a redirect of its own (`/api/messages//1` ->
+    308 to `/api/messages/1`, merged slashes). Flask hands such a RequestRedirect straight back
+    to the client, past every error handler, with an HTML body; give it a JSON one instead, as
+    every other answer under /api/ has. The Location itself is built from the request's Host
+    (host and port as the client sent them: nginx passes it unchanged) and X-Forwarded-Proto
+    (set by HAProxy, trusted through ProxyFix), so it points where the client came from."""
+    if 300 <= response.status_code < 400 and response.mimetype == "text/html":
+        message = HTTP_STATUS_CODES.get(response.status_code, "redirect").lower()
+        response.set_data(jsonify(error=message, location=response.location).get_data())
+        response.content_type = "application/json"
+    return response
+
+
 def is_unavailable(e: Exception) -> bool:
     """True when a database error means "can't talk to the database" rather than a bad query:
     refused or lost connections, no free pooled connection in time, and statements cancelled by
@@ -96,8 +113,9 @@ def is_unavailable(e: Exception) -> bool:
 def is_connection_failure(e: Exception) -> bool:
     """True when the database could not be reached at all (not a slow or cancelled statement,
     not a busy pool, not one pooled connection found broken): the case in which the breaker stops
-    trying for a moment. A broken pooled connection (connection_invalidated) says nothing about
-    the database now: SQLAlchemy has already dropped it and the next request connects afresh."""
+    trying for a moment (db.execute). A broken pooled connection (connection_invalidated) says
+    nothing about the database now: SQLAlchemy has already dropped it and the next request
+    connects afresh."""
     return (
         isinstance(e, OperationalError | InterfaceError)
         and not isinstance(getattr(e, "orig", None), psycopg.errors.QueryCanceled)
@@ -131,8 +149,6 @@ def is_configuration_error(e: Exception) -> bool:
 def handle_database_error(e: Exception):
     if not is_unavailable(e):
         return handle_unexpected(e)
-    if is_connection_failure(e) or is_on_a_standby(e):
-        get_breaker().trip()
     # Not our bug and not the client's: no traceback, one line naming the cause.
     cause = str(e).splitlines()[0] if str(e) else type(e).__name__
     where = (request.method, request.path, request.headers.get("X-Request-ID", "-"))

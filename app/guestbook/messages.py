@@ -4,15 +4,17 @@
     POST /api/messages           {"author": ..., "text": ...} -> 201 + Location
     GET  /api/messages/<id>      one message, or 404
 
-POST honours an optional Idempotency-Key header, so a client whose request timed out can send it
-again without risk: the retry finds the row the first attempt made instead of adding a second one.
+Reads may be served by a standby (db.py, DB_READ_TARGET_SESSION_ATTRS); writes always go to the
+primary. POST honours an optional Idempotency-Key header, so a client whose request timed out can
+send it again without risk: the retry finds the row the first attempt made instead of adding a
+second one.
 """
 
 from flask import Blueprint, request
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from .db import execute
+from .db import PRIMARY, READS, execute, reads_from_standbys
 from .errors import ApiError
 from .models import ID_MAX, PUBLIC_COLUMNS, Message, message_json
 from .validation import parse_idempotency_key, parse_limit, parse_message
@@ -28,7 +30,9 @@ def list_messages():
     query = (
         select(*PUBLIC_COLUMNS).order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
     )
-    rows = execute(query)
+    # From a standby, the list may lack a message acknowledged a few milliseconds ago: fine for a
+    # list, which is out of date as soon as it is sent anyway.
+    rows = execute(query, role=READS)
     return {"messages": [message_json(row) for row in rows]}
 
 
@@ -38,7 +42,12 @@ def get_message(message_id: int):
     row = None
     if message_id <= ID_MAX:
         query = select(*PUBLIC_COLUMNS).where(Message.id == message_id)
-        row = execute(query).one_or_none()
+        row = execute(query, role=READS).one_or_none()
+        if row is None and reads_from_standbys():
+            # A client that follows the Location of its POST at once may reach a standby that has
+            # not yet replayed the insert (a synchronous standby has it on disk, not necessarily
+            # applied). The primary has every committed row: ask it before answering 404.
+            row = execute(query, role=PRIMARY).one_or_none()
     if row is None:
         raise ApiError(404, f"message {message_id} not found")
     return message_json(row)

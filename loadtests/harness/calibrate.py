@@ -1,11 +1,12 @@
 """The same load from a tool written in C, to tell the system's limit from Locust's.
 
 HTTP scenarios: wrk (Debian's package), with as many connections as the scenario has users, two
-threads, the same URL; the database-bound mix through loadtests/wrk/messages.lua. The database
-scenario: pgbench from the db image (the same PostgreSQL version as the server), run with the
-host's network so that it connects to the same address Locust does, with the same two statements
-in the same 4:1 proportion, prepared, one connection per Locust user. If the C tool gets much more
-out of a tier than Locust did, the figure was Locust's limit, not the tier's.
+threads, the same URL (https:// too: wrk speaks TLS, without checking the certificate); the
+database-bound mix through loadtests/wrk/messages.lua. The database scenario: pgbench from the db
+image (the same PostgreSQL version as the server), run with the host's network so that it connects
+to the same address Locust does, with the same two statements in the same 4:1 proportion, prepared,
+one connection per Locust user. If the C tool gets much more out of a tier than Locust did, the
+figure was Locust's limit, not the tier's.
 
 Each tool first runs `warmup` seconds of the same load, whose figures are thrown away: the first
 seconds after a fresh start fill caches, open the app's pooled connections, and let the servers
@@ -29,6 +30,7 @@ from .stack import ROOT, SECRET, Stack
 WRK_DIR = ROOT / "loadtests" / "wrk"
 GET_PATHS = {
     "static": targets.STATIC_PATH,
+    "newconn": targets.STATIC_PATH,
     "whoami": targets.WHOAMI_PATH,
     "ceiling": targets.CEILING_PATH,
 }
@@ -59,6 +61,10 @@ def run(
             "WRK_WRITE_WEIGHT": str(targets.WRITE_WEIGHT),
         }
     else:
+        if scenario.tag == "newconn":
+            # As NewConnectionUser: the server closes after each answer, wrk connects again
+            # (over HTTPS: a full handshake each time; wrk keeps no TLS session to resume).
+            cmd += ["-H", "Connection: close"]
         cmd += ["-s", str(WRK_DIR / "report.lua"), host + GET_PATHS[scenario.tag]]
     print(
         f"   wrk     {scenario.name:<18} {warmup}s warm-up + {seconds}s, "

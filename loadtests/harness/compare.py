@@ -11,7 +11,8 @@ A configuration may be several overlays joined by '+' (`tutorial-default+remote-
 that order.
 
 Writes loadtests/results/<time>-compare/: <config>/rep<N>/ with every run's Locust files, then
-compare.json, compare.md (the printed report) and compare.png.
+compare.json, compare.md (the printed report) and compare.png; each run also has its
+tiers-<scenario>.png (each node over the run, loadtests/harness/prometheus.py).
 """
 
 import statistics

@@ -1,8 +1,9 @@
 """`make loadtest`: every scenario once against one configuration, each calibrated by a C tool.
 
 Writes loadtests/results/<time>-<config>/: per scenario Locust's CSV files, HTML report, log and
-command, the wrk/pgbench output; then summary.json, summary.md (the printed table) and
-throughput.png.
+command, the wrk/pgbench output, tiers-<scenario>.png (each node's requests/s, errors/s, p95 and
+CPU over the run, from Prometheus and the cgroups: prometheus.py); then summary.json, summary.md
+(the printed table) and throughput.png.
 
 Against noise, every measured run starts on a quiet machine (measure.wait_for_quiet) and after a
 warm-up whose figures are thrown away (wrk and pgbench: `warmup` seconds of the same load; Locust:
@@ -12,10 +13,11 @@ its statistics are reset once every user runs).
 import contextlib
 import datetime
 import importlib.metadata
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import calibrate, locust_run, measure, report
+from . import calibrate, locust_run, measure, prometheus, report
 from .scenarios import Scenario
 from .stack import ROOT, Stack, machine
 
@@ -72,10 +74,12 @@ def measure_all(
             with measure.heavy_lock(per_scenario) if calibrate_too else no_lock:
                 quiet = measure.wait_for_quiet(load.quiet_wait)
                 host = scenario.host(stack.endpoints)
+                started = time.time()
                 locust = locust_run.run(
                     scenario, host, load.seconds, out, load.processes, containers
                 )
                 locust["quiet"] = quiet
+                locust["window"] = [started, time.time()]
                 cal = None
                 if calibrate_too:
                     quiet = measure.wait_for_quiet(load.quiet_wait)
@@ -92,7 +96,25 @@ def measure_all(
                     "calibration": cal,
                 }
             )
+    chart_tiers(stack, results, out)
     return results
+
+
+def chart_tiers(stack: Stack, results: list[dict], out: Path) -> None:
+    """Each node's figures over each Locust run, from Prometheus, charted beside the report. Asked
+    once every run is over (and Prometheus has evaluated its rules past the last one), while the
+    stack is still up."""
+    last_end = max((r["locust"]["window"][1] for r in results), default=0.0)
+    prometheus.wait_for_evaluation(stack.env, last_end)
+    for r in results:
+        locust = r["locust"]
+        locust["prometheus"] = prometheus.over_run(stack.env, *locust["window"])
+        prometheus.chart(
+            locust["prometheus"],
+            prometheus.cpu_over_run(locust["cpu_series"]),
+            out / f"tiers-{r['scenario']}.png",
+            f"{r['scenario']} ({stack.config}): each node over the Locust run",
+        )
 
 
 def main(stack: Stack, config: str, scenarios: list[Scenario], load: Load, keep_up: bool) -> int:

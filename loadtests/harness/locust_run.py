@@ -49,6 +49,7 @@ def run(
         "machine_cpu_pct": round(m.machine_cpu, 1),
         "processes": processes,
         "cpu_by_tier": measure.by_tier(m.tiers),
+        "cpu_series": m.cpu_series,
     }
 
 

@@ -61,11 +61,52 @@ def heavy_lock(seconds: float):
         yield
         return
     with open(HEAVY_LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holders = lock_holders(f.fileno())
+            ours = holders & ancestors()
+            if ours:
+                # `flock /tmp/fourtier-heavy.lock make loadtest` would wait here forever for the
+                # lock its own parent holds: say so instead of hanging.
+                raise SystemExit(
+                    f"{HEAVY_LOCK} is held by this run's own parent (pid {min(ours)}): the harness "
+                    "takes that lock itself for each long run; don't wrap it in flock"
+                ) from None
+            print(f"   waiting for {HEAVY_LOCK} (held by pid {sorted(holders)}) ...", flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def lock_holders(fd: int) -> set[int]:
+    """The pids /proc/locks names as holding a lock on the file open as `fd` (Linux)."""
+    inode = os.fstat(fd).st_ino
+    holders = set()
+    with contextlib.suppress(OSError), open("/proc/locks", encoding="ascii") as locks:
+        for line in locks:
+            # "1: FLOCK  ADVISORY  WRITE 4242 fe:01:1234 0 EOF" (a "->" marks a waiter)
+            fields = line.split()
+            if "->" in fields or len(fields) < 6:
+                continue
+            if fields[5].rsplit(":", 1)[-1] == str(inode) and fields[4].isdigit():
+                holders.add(int(fields[4]))
+    return holders
+
+
+def ancestors() -> set[int]:
+    """This process's parent, its parent, and so on up to pid 1 (Linux /proc)."""
+    found, pid = set(), os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the ppid
+    return found
 
 
 def wait_for_quiet(limit: float) -> dict:
@@ -117,6 +158,8 @@ class Measured:
     cpu_cores_max: float = 0.0  # its highest half-second sample
     machine_cpu: float = 0.0  # whole machine, % of all cores, mean
     tiers: dict[str, float] = field(default_factory=dict)  # container or "docker" -> cores
+    # [seconds since the start, {container: cores}] per sampling interval: the run's CPU over time.
+    cpu_series: list = field(default_factory=list)
 
 
 class Sampler(threading.Thread):
@@ -184,7 +227,16 @@ class Sampler(threading.Thread):
             for a, b in zip(steady, steady[1:], strict=False)
             if b[0] > a[0]
         ]
+        series = [
+            [
+                round(b[0] - t0, 1),
+                {k: round((b[3][k] - a[3].get(k, b[3][k])) / (b[0] - a[0]), 3) for k in b[3]},
+            ]
+            for a, b in zip(self.readings, self.readings[1:], strict=False)
+            if b[0] > a[0]
+        ]
         return {
+            "cpu_series": series,
             "cpu_cores": (last[1] - first[1]) / span,
             "cpu_cores_max": max(rates, default=0.0),
             "machine_cpu": sum(r[2] for r in steady[1:]) / max(1, len(steady) - 1),
@@ -225,6 +277,7 @@ def run(
         cpu_cores_max=figures.get("cpu_cores_max", 0.0),
         machine_cpu=figures.get("machine_cpu", 0.0),
         tiers={k: round(v, 3) for k, v in figures.get("tiers", {}).items()},
+        cpu_series=figures.get("cpu_series", []),
     )
 
 

@@ -39,6 +39,7 @@ class Entry:
 # Keyed by the variable of the port the bench stack publishes for it (see scenarios.PORT_VARIABLES).
 ENTRIES = {
     "LB_HTTP_PORT": Entry("lb1", 8080, ("lb_web",)),  # always ${LB_NET_PREFIX}.11
+    "LB_HTTPS_PORT": Entry("lb1", 8443, ("lb_web",)),  # the same node, TLS terminated there
     "BENCH_WEB_PORT": Entry("web1", 8080, ("lb_web",)),
     "BENCH_APP_PORT": Entry("app1", 8000, ("web_app", "bench_app")),
     # The primary of the Patroni cluster: the load of the database tier includes writes.

@@ -19,11 +19,12 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 # The order of the tables: from the front door inwards, then the generator's own ceiling; within a
 # tier, static before dynamic before database-bound.
 TIERS = ["lb", "web", "app", "db", "generator"]
-KINDS = ["static", "whoami", "messages", "database", "ceiling"]
+KINDS = ["static", "newconn", "whoami", "messages", "database", "ceiling"]
 # Bench ports written in the scenario files, and the environment variables that move them (which
 # also name the tier's entry point in reach.ENTRIES).
 PORT_VARIABLES = {
     28080: "LB_HTTP_PORT",
+    28443: "LB_HTTPS_PORT",
     29080: "BENCH_WEB_PORT",
     29000: "BENCH_APP_PORT",
     29432: "BENCH_DB_PORT",

@@ -32,7 +32,10 @@ BENCH_ENV = {
     "LB_STATS_PORT": "28404",
     "LB2_HTTP_PORT": "28081",
     "LB2_STATS_PORT": "28405",
+    "LB_HTTPS_PORT": "28443",
+    "LB2_HTTPS_PORT": "28444",
     "LB_NET_PREFIX": "10.213.242",
+    "PROMETHEUS_PORT": "29090",
     "BENCH_WEB_PORT": "29080",
     "BENCH_APP_PORT": "29000",
     "BENCH_DB_PORT": "29432",
@@ -44,7 +47,10 @@ SMOKE_ENV = {
     "LB_STATS_PORT": "28504",
     "LB2_HTTP_PORT": "28181",
     "LB2_STATS_PORT": "28505",
+    "LB_HTTPS_PORT": "28543",
+    "LB2_HTTPS_PORT": "28544",
     "LB_NET_PREFIX": "10.213.243",
+    "PROMETHEUS_PORT": "29190",
     "BENCH_WEB_PORT": "29180",
     "BENCH_APP_PORT": "29100",
     "BENCH_DB_PORT": "29532",
@@ -122,6 +128,12 @@ class Stack:
         self.config = config
         print(f"== stack {self.project}: up with configuration {config}")
         subprocess.run([str(ROOT / "scripts" / "make-secrets.sh")], check=True, cwd=ROOT)
+        subprocess.run(
+            [str(ROOT / "scripts" / "make-certs.sh")],
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "LB_NET_PREFIX": self.env["LB_NET_PREFIX"]},
+        )
         self.compose("up", "--detach", "--wait", "--force-recreate", "--remove-orphans")
         # Containers are new, and so may be their addresses: look again after every `up`.
         self.endpoints = reach.find(self.project, self.containers(), self.ports, self.direct)
@@ -214,6 +226,23 @@ class Stack:
             found |= json.loads(self.exec("app1", "python3", "-c", script))
         except ValueError:
             found["gunicorn"] = "?"
+        # The LBs' per-client limits, as lb1's HAProxy reads them (haproxy.cfg's defaults when
+        # unset); compose.bench.yml lifts them to 10^9, which reads "off".
+        script = (
+            'echo "${LB_LIMIT_CONNECTIONS:-500} ${LB_LIMIT_STATIC:-3000}'
+            ' ${LB_LIMIT_API_READS:-1000} ${LB_LIMIT_API_WRITES:-600} ${LB_HTTPS_REDIRECT:-on}"'
+        )
+        edge = self.compose("exec", "-T", "lb1", "sh", "-c", script, check=False).split()
+        if len(edge) == 5:
+            found["http->https redirect"] = edge.pop()
+        if len(edge) == 4 and all(v.isdigit() for v in edge):
+            conns, static, reads, writes = (int(v) for v in edge)
+            found["lb limits per client"] = (
+                "off"
+                if min(conns, static, reads, writes) >= 10**9
+                else f"{conns} connections; per 10 s: {static} static, {reads} API reads,"
+                f" {writes} API writes"
+            )
         services = self.compose("ps", "--services", "--status", "running", check=False)
         found["app replicas"] = str(len(re.findall(r"^app\d+$", services, re.M)))
         return found

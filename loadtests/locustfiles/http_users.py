@@ -6,7 +6,9 @@ the app. Users send requests back to back (no wait time): each user is one clien
 asking for as much as the system gives, a closed loop. FastHttpUser (geventhttpclient) costs a
 fraction of HttpUser's (requests) CPU per request, so one Locust process drives more load.
 
-A scenario config picks its class with `tags`; see hooks.py.
+A scenario config picks its class with `tags`; see hooks.py. Over HTTPS (an https:// host) the
+users do not check the certificate (FastHttpUser's `insecure`, its default): that is client CPU
+only, and the load tests measure the servers.
 """
 
 import hooks  # noqa: F401  (registers the tag filter, the thresholds and the run summary)
@@ -23,6 +25,20 @@ class StaticUser(FastHttpUser):
     @task
     def stylesheet(self):
         self.client.get(targets.STATIC_PATH)
+
+
+class NewConnectionUser(FastHttpUser):
+    """The same static file, on a new connection for every request (`Connection: close`: the
+    server closes after answering). Over HTTPS each request then pays a full TLS handshake, as a
+    client that never comes back would; against StaticUser over the same scheme, the difference
+    is what setting up a connection costs."""
+
+    wait_time = constant(0)
+
+    @tag("newconn")
+    @task
+    def stylesheet_on_a_new_connection(self):
+        self.client.get(targets.STATIC_PATH, headers={"Connection": "close"})
 
 
 class WhoamiUser(FastHttpUser):

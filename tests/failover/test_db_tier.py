@@ -10,6 +10,8 @@ retry_timeout 8 s.
 """
 
 import json
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +22,13 @@ from tests.failover.load import LoadClient
 from tests.stack import (
     DB_NODES,
     ETCD_NODES,
+    ROOT,
     Stack,
     accepts_writes,
     db_cluster_healthy,
     db_primary,
     patroni_members,
+    psql,
     wait_until,
 )
 
@@ -137,6 +141,73 @@ def test_db_primary_killed_new_primary_within_25s_and_it_rejoins_as_standby(
     assert client.failed(after=resumed_at + 3.0) == []
     assert all(len(writers) <= 1 for _, writers in rounds), [r for r in rounds if len(r[1]) > 1]
     assert not accepts_writes(failover_stack, old)
+    assert_no_message_lost_or_doubled(failover_stack, client)
+
+
+@contextmanager
+def reads_from_standbys(stack: Stack) -> Iterator[None]:
+    """app1 and app2 recreated with DB_READ_TARGET_SESSION_ATTRS=prefer-standby for the block (GETs
+    on a pool of their own, to a standby), then recreated as the stack defines them."""
+
+    def recreate_apps(read_target: str) -> None:
+        env = {**os.environ, "DB_READ_TARGET_SESSION_ATTRS": read_target}
+        command = ["docker", "compose", "up", "--detach", "--wait", "--no-deps", "--force-recreate"]
+        subprocess.run(
+            [*command, "app1", "app2"], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+        # nginx resolved app1 and app2 when it loaded its config; a recreated container may have
+        # another address. A reload resolves them again (and drops no connection).
+        for web in ("web1", "web2"):
+            assert stack.exec(web, "nginx", "-s", "reload").returncode == 0
+        wait_until(lambda: stack.get("/api/readyz").ok, 30, "the app ready again through the LB")
+
+    recreate_apps("prefer-standby")
+    try:
+        yield
+    finally:
+        recreate_apps("")
+
+
+def app_connections(stack: Stack, node: str) -> int:
+    """How many connections the app nodes hold open to `node`'s PostgreSQL (asked as the app's
+    role, which sees its own sessions; psql's own is named psql)."""
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'app%'"
+    return int(psql(stack, node, sql, user="app").stdout.strip() or 0)
+
+
+def test_db_primary_killed_with_reads_from_standbys_costs_no_read(failover_stack: Stack, load):
+    """Scenario 15: as scenario 9, with the app's reads sent to the standbys (a second pool,
+    DB_READ_TARGET_SESSION_ATTRS=prefer-standby): `docker kill` the primary under 40 req/s.
+    Budget: 0 failed GETs (a standby keeps answering while there is no primary); writes as in
+    scenario 9: JSON 503s until a new primary accepts them, back within 27.5 s of the kill; 0
+    acknowledged messages lost or doubled. Before the kill, the standbys hold the reads' pooled
+    connections (pg_stat_activity), so the reads really are served by them."""
+    with reads_from_standbys(failover_stack):
+        old = db_primary(failover_stack)
+        with load(duration=35) as client:
+            timeline = Timeline(client)
+            timeline.wait_until_load_time(3)
+            on_standbys = {n: app_connections(failover_stack, n) for n in DB_NODES if n != old}
+            timeline.mark(f"app connections on the standbys: {on_standbys}")
+            killed_at = timeline.mark(f"docker kill {old} (the primary)")
+            failover_stack.docker_compose("kill", old)
+            resumed_at = wait_for_writes_after(failover_stack, timeline, killed_at, timeout=35)
+            failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", old)
+            timeline.mark(f"{old} started again")
+            wait_until(lambda: db_cluster_healthy(failover_stack), 60, f"{old} a standby again")
+            timeline.mark(f"{old} is a quorum standby")
+            run_for(client)
+    print(timeline.report("scenario 15: kill the primary while reads go to the standbys"))
+    gets = [o for o in client.results() if o.method == "GET"]
+    print(
+        f"GETs: {len(gets)} sent, {len(client.failed('GET'))} failed; POSTs: "
+        f"{len(client.failed('POST'))} failed; writes unavailable {resumed_at - killed_at:.1f}s"
+    )
+
+    assert sum(on_standbys.values()) > 0, on_standbys
+    assert client.failed("GET") == []
+    assert resumed_at - killed_at <= 27.5
+    assert_failures_are_json_503(client)
     assert_no_message_lost_or_doubled(failover_stack, client)
 
 

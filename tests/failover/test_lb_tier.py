@@ -10,8 +10,13 @@ from tests.stack import Stack, vip_holders, wait_until
 
 
 def master_cli(stack: Stack, lb: str, command: str) -> str:
+    # As the haproxy user, who owns the socket (see haproxy_command in tests/stack.py).
     result = stack.exec(
-        lb, "sh", "-c", f"echo '{command}' | socat stdio /var/run/haproxy/master.sock"
+        lb,
+        "sh",
+        "-c",
+        f"echo '{command}' | socat stdio /var/run/haproxy/master.sock",
+        user="haproxy",
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -4,7 +4,16 @@ and the app's database role cannot change the schema."""
 import json
 import subprocess
 
-from tests.stack import DB_NODES, ETCD_NODES, IMAGE_TAG, SERVICES, Stack, db_primary, psql
+from tests.stack import (
+    DB_NODES,
+    ETCD_NODES,
+    IMAGE_TAG,
+    MONITOR_SERVICES,
+    SERVICES,
+    Stack,
+    db_primary,
+    psql,
+)
 
 
 def inspect(stack: Stack, service: str) -> dict:
@@ -15,13 +24,17 @@ def inspect(stack: Stack, service: str) -> dict:
     return json.loads(result.stdout)[0]
 
 
-def test_only_the_load_balancers_publish_ports_and_only_on_loopback(stack: Stack) -> None:
-    for service in SERVICES:
+def test_only_the_load_balancers_and_prometheus_publish_ports_and_only_on_loopback(
+    stack: Stack,
+) -> None:
+    published = {lb: {"8080/tcp", "8443/tcp", "8404/tcp"} for lb in ("lb1", "lb2")}
+    published["prometheus"] = {"9090/tcp"}
+    for service in (*SERVICES, *MONITOR_SERVICES):
         bindings = inspect(stack, service)["HostConfig"]["PortBindings"] or {}
-        if service in ("lb1", "lb2"):
+        if service in published:
             host_ips = {b["HostIp"] for spec in bindings.values() for b in spec}
-            assert set(bindings) == {"8080/tcp", "8404/tcp"}
-            assert host_ips == {"127.0.0.1"}
+            assert set(bindings) == published[service], service
+            assert host_ips == {"127.0.0.1"}, service
         else:
             assert bindings == {}, f"{service} publishes {bindings}"
 
@@ -41,10 +54,60 @@ def test_each_tier_reaches_only_its_neighbours(stack: Stack) -> None:
         ("web1", "etcd1"): False,
         ("db1", "etcd1"): True,
         ("db2", "db3"): True,
+        # Prometheus reaches every tier; the tiers reach no exporter of another tier.
+        ("prometheus", "lb1"): True,
+        ("prometheus", "app2"): True,
+        ("prometheus", "etcd3"): True,
+        ("lb1", "web1-exporter"): False,
+        ("lb1", "db1-exporter"): False,
+        ("web1", "db1-exporter"): False,
     }
     for (source, target), expected in reachable.items():
         result = stack.exec(source, "getent", "hosts", target)
         assert (result.returncode == 0) is expected, f"{source} -> {target}"
+
+
+# The networks of every container of the four tiers: each pair of neighbouring tiers shares one.
+# Monitoring adds none of them to a tier's node (Prometheus joins the tiers' networks instead), so
+# no node can reach a tier it could not reach before monitoring came.
+TIER_NETWORKS = {
+    "lb1": {"lb_web"},
+    "lb2": {"lb_web"},
+    "web1": {"lb_web", "web_app"},
+    "web2": {"lb_web", "web_app"},
+    "app1": {"web_app", "app_db"},
+    "app2": {"web_app", "app_db"},
+    **{node: {"app_db", "db_cluster"} for node in DB_NODES},
+    **{node: {"db_cluster"} for node in ETCD_NODES},
+    # The exporters sit on their node's network only.
+    "web1-exporter": {"web_app"},
+    "web2-exporter": {"web_app"},
+    **{f"{node}-exporter": {"app_db"} for node in DB_NODES},
+}
+
+
+def networks(stack: Stack, service: str) -> set[str]:
+    """The Compose networks a service's container is attached to, without the project prefix."""
+    attached = inspect(stack, service)["NetworkSettings"]["Networks"]
+    return {name.removeprefix(f"{stack.project}_") for name in attached}
+
+
+def test_no_container_but_prometheus_gained_a_network(stack: Stack) -> None:
+    for service, expected in TIER_NETWORKS.items():
+        assert networks(stack, service) == expected, service
+    # Prometheus is on every tier's network(s), and must not forward packets between them: IP
+    # forwarding is off in its network namespace (no node has a route through it anyway).
+    assert networks(stack, "prometheus") == {"lb_web", "web_app", "app_db", "db_cluster"}
+    forwarding = stack.exec("prometheus", "cat", "/proc/sys/net/ipv4/ip_forward")
+    assert forwarding.stdout.strip() == "0"
+
+
+def test_monitoring_containers_are_unprivileged_and_read_only(stack: Stack) -> None:
+    for service in MONITOR_SERVICES:
+        config = inspect(stack, service)
+        assert config["HostConfig"]["ReadonlyRootfs"] is True, service
+        assert config["HostConfig"]["CapDrop"] == ["ALL"], service
+        assert config["Config"]["User"] not in ("", "root", "0"), service
 
 
 def process_users(stack: Stack, service: str) -> dict[str, set[str]]:
@@ -104,8 +167,8 @@ def test_no_secret_is_baked_into_an_image(stack: Stack) -> None:
     secrets = [
         path.read_text().strip() for path in (stack.compose.context / ".secrets").glob("db_*")
     ]
-    assert len(secrets) == 5
-    for tier in ("lb", "web", "app", "db"):
+    assert len(secrets) == 6
+    for tier in ("lb", "web", "app", "db", "monitor"):
         image = f"fourtier/{tier}:{IMAGE_TAG}"
         history = subprocess.run(
             ["docker", "history", "--no-trunc", image], capture_output=True, text=True, check=True

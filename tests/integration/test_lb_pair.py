@@ -15,7 +15,7 @@ def test_the_virtual_ip_is_the_entry_point(stack: Stack) -> None:
     response = requests.get(stack.vip_url + "/api/whoami", timeout=10)
     assert response.status_code == 200
     assert response.headers["X-LB"] == vip_holders(stack)[0]
-    assert "fourtier" in requests.get(stack.vip_url + "/", timeout=10).text
+    assert "fourtier" in requests.get(stack.vip_url + "/", verify=stack.ca, timeout=10).text
 
 
 def test_each_lb_node_also_answers_on_its_own_published_port(stack: Stack) -> None:

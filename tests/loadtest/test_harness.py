@@ -2,10 +2,17 @@
 
 What the smoke run cannot show cheaply: a scenario's host replaced by the address found for its
 tier, combined configurations, the fallback path's description, the spread and the comparison
-targets computed from given figures.
+targets computed from given figures, the heavy-load lock's refusal to deadlock.
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from loadtests.harness import compare, reach, scenarios, stack
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DIRECT = {
     "LB_HTTP_PORT": reach.Endpoint("lb1", "10.213.243.11", 8080, "lb_web"),
@@ -27,7 +34,7 @@ def test_scenario_hosts_point_at_the_tier_found() -> None:
 
 
 def test_without_a_reachable_container_the_published_port_is_used() -> None:
-    published = {"LB_HTTP_PORT": 28180, "BENCH_WEB_PORT": 29180}
+    published = {"LB_HTTP_PORT": 28180, "LB_HTTPS_PORT": 28543, "BENCH_WEB_PORT": 29180}
     published |= {"BENCH_APP_PORT": 29100, "BENCH_DB_PORT": 29532}
     found = reach.find("fourtier-loadsmoke", {}, published)
     assert found["BENCH_APP_PORT"] == reach.Endpoint("app1", "127.0.0.1", 29100, None)
@@ -68,3 +75,42 @@ def test_compare_reports_the_spread_and_the_remote_db_target() -> None:
     assert [t["met"] for t in spreads] == [False, True]
     # The old 2.5 x target appears only when both plain configurations were run.
     assert not any(name.startswith("default >=") for name in found)
+
+
+def test_the_heavy_lock_refuses_a_run_whose_own_parent_holds_it(tmp_path) -> None:
+    # `flock LOCK make loadtest` would otherwise wait forever for the lock its parent holds.
+    lock = tmp_path / "heavy.lock"
+    code = "from loadtests.harness import measure\nwith measure.heavy_lock(1000):\n    pass"
+    run = subprocess.run(
+        ["flock", str(lock), sys.executable, "-c", code],
+        env={**os.environ, "HEAVY_LOCK": str(lock)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 1
+    assert "held by this run's own parent" in run.stderr
+    # Without a parent holding it, the same run takes the lock and goes on.
+    free = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "HEAVY_LOCK": str(lock)},
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert free.returncode == 0
+
+
+def test_per_node_charts_draw_prometheus_and_cgroup_series(tmp_path) -> None:
+    from loadtests.harness import prometheus
+
+    cpu = prometheus.cpu_over_run([[0.5, {"web1": 0.2, "app1": 0.4, "proxy": 0.1}], [1.0, {}]])
+    assert cpu == {"web/web1": [[0.5, 0.2]], "app/app1": [[0.5, 0.4]]}  # Docker's own left out
+    figures = {"requests/s": {"lb/lb1": [[0, 1.0], [1, 3.0]], "web/web2": [[0, 2.0], [1, 2.5]]}}
+    path = tmp_path / "tiers.png"
+    prometheus.chart(figures, cpu, path, "a run")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    # No Prometheus (a configuration without monitoring): said, and the CPU chart still drawn.
+    missing = prometheus.over_run({"PROMETHEUS_PORT": "1"}, 0, 1)
+    assert "no figures from Prometheus" in missing["error"]
+    prometheus.chart(missing, cpu, path, "without monitoring")

@@ -5,7 +5,8 @@ warm-up), against a stack of the harness's own (project fourtier-loadsmoke, its 
 subnet), which the harness brings up and takes down itself. It checks the plumbing, not the
 performance: every report is written, every scenario made requests and none failed, the load went
 straight to the containers (not through docker-proxy), the report describes Docker's storage and
-log drivers, and CPU was measured during the wrk/pgbench runs too. It records the quiet-machine
+log drivers, CPU was measured during the wrk/pgbench runs too, and each scenario has its chart of
+every node's figures over the run (from Prometheus). It records the quiet-machine
 check before each run but never waits for a quiet machine (--quiet-wait 0): the figures of a smoke
 run mean nothing anyway. Load goes only to the stack's containers. About 2 minutes.
 """
@@ -43,6 +44,8 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     # Load went to the containers' own addresses: on Linux the host reaches them all.
     assert summary["path"].startswith("direct to container addresses"), summary["path"]
     assert "- path: direct to container addresses" in text
+    # The LBs' per-client limits are lifted for load tests (compose.bench.yml), and said so.
+    assert "lb limits per client off" in text and "http->https redirect off" in text
     # The machine's description names Docker's drivers and the stack's log driver.
     machine = summary["machine"]
     for key in ("docker_storage_driver", "docker_logging_driver", "container_log_driver"):
@@ -61,3 +64,14 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         for run in (locust, calibration):
             assert {"lb", "web", "app", "db", "dockerd"} <= run["cpu_by_tier"].keys(), (name, run)
             assert run["quiet"]["idle_cpu_pct"] >= 0, (name, run)
+        # Each node's figures over the run, from the stack's Prometheus, charted beside the
+        # report; the whole-stack scenarios moved every lb, web and app node's series.
+        assert (out / f"tiers-{name}.png").read_bytes().startswith(b"\x89PNG"), name
+        assert "error" not in locust["prometheus"], (name, locust["prometheus"])
+        if name == "lb-messages":
+            served = {
+                node
+                for node, points in locust["prometheus"]["requests/s"].items()
+                if max(v for _, v in points) > 0
+            }
+            assert {"web/web1", "web/web2", "app/app1", "app/app2"} <= served, served

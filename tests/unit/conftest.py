@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "app"))
 
 from guestbook import create_app  # noqa: E402
-from guestbook.db import ENGINE_KEY  # noqa: E402
+from guestbook.db import ENGINE_KEY, READ_ENGINE_KEY  # noqa: E402
 
 # The database image under test (its standalone mode, the image's default command): the tag of
 # docker-compose.yml's images (IMAGE_TAG), or any image with FOURTIER_DB_IMAGE=fourtier/db:new.
@@ -126,6 +126,7 @@ def make_app(**config) -> Flask:
 def dispose(app: Flask) -> None:
     """Close the app's pooled connections, so tests don't pile up idle sessions on the server."""
     app.extensions[ENGINE_KEY].dispose()
+    app.extensions[READ_ENGINE_KEY].dispose()  # the same engine unless reads have their own
 
 
 @pytest.fixture

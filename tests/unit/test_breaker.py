@@ -59,7 +59,8 @@ def test_a_tripped_breaker_lets_requests_through_once_its_interval_is_over(
         DATABASE_URL=app_db_url.render_as_string(hide_password=False), DB_RETRY_INTERVAL=0
     )
     try:
-        app.extensions[BREAKER_KEY].trip()  # as after a failure; an interval of 0 has passed
+        # As after a failure; an interval of 0 has passed.
+        app.extensions[BREAKER_KEY]["primary"].trip()
         assert app.test_client().get("/api/messages").status_code == 200
     finally:
         dispose(app)
@@ -69,7 +70,7 @@ def test_while_the_database_is_down_one_thread_tries_to_connect_at_a_time() -> N
     # With three db nodes gone, one attempt costs seconds of unanswered DNS; the other threads of
     # the worker must not queue behind it, each trying too: they get their 503 at once.
     app = offline_app(DB_RETRY_INTERVAL=0)
-    breaker = app.extensions[BREAKER_KEY]
+    breaker = app.extensions[BREAKER_KEY]["primary"]
     client = app.test_client()
     try:
         assert client.get("/api/messages").status_code == 503  # the database is known to be down

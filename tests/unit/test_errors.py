@@ -67,8 +67,8 @@ def test_a_write_refused_by_a_standby_is_a_503_and_empties_the_pool(app, caplog)
     assert client.get("/api/messages").status_code == 503
 
     event.remove(engine, "connect", read_only)
-    app.extensions[BREAKER_KEY].connected()
-    app.extensions[BREAKER_KEY]._open_until = 0.0  # as if the retry interval had passed
+    app.extensions[BREAKER_KEY]["primary"].connected()
+    app.extensions[BREAKER_KEY]["primary"]._open_until = 0.0  # as if the interval had passed
     assert client.post("/api/messages", json={"author": "a", "text": "primary"}).status_code == 201
 
 
@@ -92,3 +92,21 @@ def test_rejected_credentials_are_a_configuration_error_not_an_outage(
         assert "not-the-password" not in caplog.text
     finally:
         dispose(app)
+
+
+def test_routing_redirect_has_a_json_body_and_keeps_the_clients_host_and_port(
+    client: FlaskClient,
+) -> None:
+    # `//` is merged by werkzeug's router with a 308. Behind the proxies, the Host header is the
+    # client's own (port included) and X-Forwarded-Proto says whether it came over HTTPS.
+    response = client.get(
+        "/api/messages//1",
+        headers={"Host": "127.0.0.1:8443", "X-Forwarded-Proto": "https"},
+    )
+    assert response.status_code == 308
+    assert response.headers["Location"] == "https://127.0.0.1:8443/api/messages/1"
+    assert response.content_type == "application/json"
+    assert response.get_json() == {
+        "error": "permanent redirect",
+        "location": "https://127.0.0.1:8443/api/messages/1",
+    }

@@ -65,8 +65,8 @@ def test_the_longest_allowed_key_works(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["", "k" * 201, "tab\there", "caf\u00e9"],
-    ids=["empty", "too-long", "control", "non-ascii"],
+    ["", "k" * 201, "tab\there", "caf\u00e9", "   ", " key", "key "],
+    ids=["empty", "too-long", "control", "non-ascii", "spaces", "leading-space", "trailing-space"],
 )
 def test_invalid_key_is_400(client: FlaskClient, owner_engine: Engine, key: str) -> None:
     # The test client sends header values as latin-1, as HTTP/1.1 servers receive them.
