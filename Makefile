@@ -79,6 +79,9 @@ check-configs: images ## Check the server configs: docker compose config, haprox
 	docker run --rm --hostname lb1 -e LB1_IP=10.0.0.11 -e LB2_IP=10.0.0.12 --entrypoint haproxy \
 	    -v "$$tmp/tls/server.pem:/run/haproxy-tls/site.pem:ro" \
 	    fourtier/lb:$(IMAGE_TAG) -c -f /etc/haproxy/haproxy.cfg
+	@# The load tests' bare variant (loadtests/configs/haproxy-bare.yml), the LB tier's ceiling.
+	docker run --rm --entrypoint haproxy -v "$$PWD/loadtests/configs/files/haproxy-bare.cfg:/b.cfg:ro" \
+	    fourtier/lb:$(IMAGE_TAG) -c -f /b.cfg
 	docker run --rm --entrypoint sh -e NODE_NAME=lb1 -e VRRP_PRIORITY=150 -e SELF_IP=10.0.0.11 \
 	    -e PEER_IP=10.0.0.12 -e VIP=10.0.0.10 fourtier/lb:$(IMAGE_TAG) -c \
 	    'envsubst < /etc/keepalived/keepalived.conf.template > /tmp/k.conf && keepalived --config-test --use-file /tmp/k.conf' \
@@ -210,9 +213,9 @@ loadtest: $(VENV)/.installed images wrk ## Every tier's throughput with Locust, 
 	$(LOAD) loadtest --config $(CONFIG) --duration $(or $(DURATION),20) --scenarios "$(SCENARIOS)" \
 	    --warmup $(or $(WARMUP),5) --quiet-wait $(or $(QUIET_WAIT),30)
 
-compare: $(VENV)/.installed images ## Configurations side by side: CONFIGS="tutorial-default default" REPEATS=3 DURATION=10 (a+b: overlays combined)
+compare: $(VENV)/.installed images wrk ## Configurations side by side: CONFIGS="tutorial-default default" REPEATS=3 DURATION=10 TOOL=locust|c (a+b: overlays combined)
 	$(LOAD) compare --configs "$(CONFIGS)" --repeats $(REPEATS) --duration $(or $(DURATION),10) --scenarios "$(SCENARIOS)" \
-	    --quiet-wait $(or $(QUIET_WAIT),30)
+	    --quiet-wait $(or $(QUIET_WAIT),30) --tool $(or $(TOOL),locust) --warmup $(or $(WARMUP),5)
 
 loadtest-list: $(VENV)/.installed ## List the load-test scenarios and configurations
 	$(LOAD) list

@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     many.add_argument("--configs", default="tutorial-default default")
     many.add_argument("--repeats", type=int, default=3)
+    many.add_argument(
+        "--tool",
+        choices=["locust", "c"],
+        default="locust",
+        help="the load generator: Locust, or the C tools (wrk; pgbench for the database)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return loadtest.main(stack, args.config, chosen, load, args.keep_up)
     if not args.scenarios:
         chosen = scenarios.select(compare.DEFAULT_SCENARIOS)
-    return compare.main(stack, configs, chosen, load, args.repeats)
+    return compare.main(stack, configs, chosen, load, args.repeats, args.tool)
 
 
 if __name__ == "__main__":

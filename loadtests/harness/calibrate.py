@@ -81,6 +81,7 @@ def run(
     r = json.loads(line.removeprefix("WRK_JSON "))
     return {
         "tool": "wrk",
+        "requests": r["requests"],
         "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
         "p50_ms": r["p50_ms"],
         "p95_ms": r["p95_ms"],
@@ -88,6 +89,7 @@ def run(
         "fail_pct": round(100 * r["errors"] / r["requests"], 2) if r["requests"] else 100.0,
         "cpu_cores": round(m.cpu_cores, 2),
         "cpu_by_tier": measure.by_tier(m.tiers),
+        "cpu_series": m.cpu_series,
     }
 
 
@@ -143,6 +145,7 @@ def pgbench(
     errors = int(failed[1]) if failed else 0
     return {
         "tool": "pgbench",
+        "requests": processed + errors,
         "rps": float(tps[1]) if tps else 0.0,
         "p50_ms": pct(0.50),
         "p95_ms": pct(0.95),
@@ -150,5 +153,6 @@ def pgbench(
         "fail_pct": round(100 * errors / (processed + errors), 2) if processed + errors else 100.0,
         "cpu_cores": None,  # pgbench runs in a container, outside the harness's process tree
         "cpu_by_tier": measure.by_tier(m.tiers),
+        "cpu_series": m.cpu_series,
         **({} if tps else {"error": (m.stderr or m.stdout)[-300:]}),
     }

@@ -5,7 +5,12 @@ so slow drift of a noisy machine spreads over every configuration instead of fav
 figure is the median over the repeats, with min-max beside it, and the spread, (max - min) /
 median: a difference between two configurations smaller than their spreads is noise. Every run
 starts on a quiet machine (measure.wait_for_quiet). No calibration here: the table compares
-configurations with one load generator; `make loadtest` tells how far to trust Locust.
+configurations with one load generator, Locust by default (`make loadtest` tells how far to trust
+it), or the C tools (`--tool c`: wrk, pgbench for the database scenario), which leave the cores to
+the servers and spread less. Beside each figure, the CPU per request of every tier (medians over
+the repeats, from the containers' cgroups): on a machine whose cores are all busy, throughput is
+the cores divided by the whole CPU per request, so a configuration's cost shows there first, and
+with less noise than in requests/s.
 
 A configuration may be several overlays joined by '+' (`tutorial-default+remote-db`), applied in
 that order.
@@ -18,7 +23,7 @@ tiers-<scenario>.png (each node over the run, loadtests/harness/prometheus.py).
 import statistics
 from pathlib import Path
 
-from . import loadtest, report
+from . import calibrate, loadtest, report
 from .scenarios import Scenario
 from .stack import Stack, config_description
 
@@ -36,6 +41,21 @@ PAIR_SCENARIO = "lb-messages"
 MAX_SPREAD_PCT = 15.0
 
 
+# The CPU-per-request table's columns: the load generator, each tier, Docker's own processes.
+CPU_COLUMNS = ["generator", *report.CPU_COLUMNS]
+
+
+def cpu_per_request(run: dict) -> dict[str, float | None]:
+    """One run's CPU per request in ms: by column, and the whole (`total`)."""
+    tiers = run.get("cpu_by_tier", {})
+    cores = {"generator": run.get("cpu_cores"), **{t: tiers.get(t) for t in report.CPU_COLUMNS}}
+    found = {k: report.per_request(v, run["rps"]) for k, v in cores.items()}
+    # Every container and Docker process counted (tiers not in the columns too), and the generator.
+    whole = sum(tiers.values()) + (run.get("cpu_cores") or 0.0)
+    found["total"] = report.per_request(whole, run["rps"])
+    return found
+
+
 def summarise(runs: list[dict]) -> dict:
     """Median and range over the repeats of one scenario in one configuration."""
     rps = [r["rps"] for r in runs]
@@ -47,6 +67,12 @@ def summarise(runs: list[dict]) -> dict:
         return statistics.median(values) if values else None
 
     mid = statistics.median(rps)
+    per_request = [cpu_per_request(r) for r in runs]
+    cpu_ms = {
+        column: statistics.median(values) if values else None
+        for column in [*CPU_COLUMNS, "total"]
+        for values in [[p[column] for p in per_request if p[column] is not None]]
+    }
     return {
         "rps": mid,
         "rps_min": min(rps),
@@ -56,7 +82,8 @@ def summarise(runs: list[dict]) -> dict:
         "p95_ms": median("p95_ms"),
         "p99_ms": median("p99_ms"),
         "fail_pct": round(100 * failed / requests, 2) if requests else 100.0,
-        "cpu_warning": any(r["cpu_warning"] for r in runs),
+        "cpu_warning": any(r.get("cpu_warning") for r in runs),
+        "cpu_ms": cpu_ms,
         "repeats": len(runs),
     }
 
@@ -85,6 +112,13 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
                     report.fmt(r["fail_pct"], 2),
                 )
             )
+        parts.append("")
+        parts.append(f"CPU per request, ms (medians), {s.name}:\n")
+        parts.append(report.row("configuration", *CPU_COLUMNS, "total"))
+        parts.append("|" + "---|" * (len(CPU_COLUMNS) + 2))
+        for c, r in rows.items():
+            cells = [report.fmt(r["cpu_ms"][k], 3) for k in [*CPU_COLUMNS, "total"]]
+            parts.append(report.row(c, *cells))
         parts.append("")
     return "\n".join(parts)
 
@@ -157,8 +191,16 @@ def chart(
 
 
 def main(
-    stack: Stack, configs: list[str], scenarios: list[Scenario], load: loadtest.Load, repeats: int
+    stack: Stack,
+    configs: list[str],
+    scenarios: list[Scenario],
+    load: loadtest.Load,
+    repeats: int,
+    tool: str = "locust",
 ) -> int:
+    if tool == "c" and calibrate.wrk_missing():
+        print("== --tool c needs wrk: make wrk (or apt-get install wrk)")
+        return 2
     out = loadtest.new_results_dir("compare")
     print(f"== results: {out}")
     runs: dict[str, dict[str, list[dict]]] = {c: {} for c in configs}
@@ -174,14 +216,20 @@ def main(
                 settings.setdefault(config, stack.settings())
                 rep_dir = out / config / f"rep{rep}"
                 rep_dir.mkdir(parents=True)
-                for r in loadtest.measure_all(stack, scenarios, load, rep_dir, calibrate_too=False):
-                    runs[config].setdefault(r["scenario"], []).append(r["locust"])
+                measured = loadtest.measure_all(
+                    stack, scenarios, load, rep_dir, calibrate_too=False, tool=tool
+                )
+                for r in measured:
+                    run = r["locust"] if tool == "locust" else r["calibration"]
+                    runs[config].setdefault(r["scenario"], []).append(run)
     finally:
         stack.down()
     summary = {c: {name: summarise(rs) for name, rs in runs[c].items()} for c in configs}
     found = targets(summary, repeats)
     info["config"] = ", ".join(configs)
-    info["warmup_s"] = 0  # no wrk or pgbench run here
+    info["tool"] = "Locust" if tool == "locust" else "wrk (pgbench for the database)"
+    if tool == "locust":
+        info["warmup_s"] = 0  # no wrk or pgbench run here
     info.pop("settings", None)
     readings = [
         (f"{name}, {c}, repeat {i}", run["quiet"])
@@ -190,7 +238,7 @@ def main(
         for i, run in enumerate(rs, 1)
     ]
     lines = [
-        f"## Comparison: {', '.join(configs)} ({repeats} repeats)",
+        f"## Comparison: {', '.join(configs)} ({repeats} repeats, load from {info['tool']})",
         "",
         report.header(info, readings),
         "",

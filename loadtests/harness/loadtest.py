@@ -59,12 +59,17 @@ def run_info(stack: Stack, load: Load) -> dict:
 
 
 def measure_all(
-    stack: Stack, scenarios: list[Scenario], load: Load, out: Path, calibrate_too: bool
+    stack: Stack,
+    scenarios: list[Scenario],
+    load: Load,
+    out: Path,
+    calibrate_too: bool,
+    tool: str = "locust",
 ) -> list[dict]:
-    """Each scenario by Locust (and by the C tool), each run after a quiet-machine check. Load is
-    made holding the heavy-load lock: per scenario when calibrating (Locust and the C tool back to
-    back, in the same conditions), else for the whole set (one configuration's runs in a
-    comparison)."""
+    """Each scenario by Locust (and by the C tool), each run after a quiet-machine check; or, with
+    tool="c" (a comparison run with the C tools), by wrk/pgbench alone. Load is made holding the
+    heavy-load lock: per scenario when calibrating (Locust and the C tool back to back, in the same
+    conditions), else for the whole set (one configuration's runs in a comparison)."""
     results = []
     containers = measure.container_cpu_files(stack.containers())
     no_lock = contextlib.nullcontext()
@@ -72,20 +77,24 @@ def measure_all(
     with no_lock if calibrate_too else measure.heavy_lock(load.seconds * len(scenarios)):
         for scenario in scenarios:
             with measure.heavy_lock(per_scenario) if calibrate_too else no_lock:
-                quiet = measure.wait_for_quiet(load.quiet_wait)
-                host = scenario.host(stack.endpoints)
-                started = time.time()
-                locust = locust_run.run(
-                    scenario, host, load.seconds, out, load.processes, containers
-                )
-                locust["quiet"] = quiet
-                locust["window"] = [started, time.time()]
-                cal = None
-                if calibrate_too:
+                locust = cal = None
+                if tool == "locust":
                     quiet = measure.wait_for_quiet(load.quiet_wait)
+                    host = scenario.host(stack.endpoints)
+                    started = time.time()
+                    locust = locust_run.run(
+                        scenario, host, load.seconds, out, load.processes, containers
+                    )
+                    locust["quiet"] = quiet
+                    locust["window"] = [started, time.time()]
+                if calibrate_too or tool == "c":
+                    quiet = measure.wait_for_quiet(load.quiet_wait)
+                    started = time.time()
                     cal = calibrate.run(scenario, stack, load.seconds, load.warmup, out, containers)
                 if cal:
                     cal["quiet"] = quiet
+                    # The measured run is the last `seconds` of the C tool's (after its warm-up).
+                    cal["window"] = [time.time() - load.seconds, time.time()]
             results.append(
                 {
                     "scenario": scenario.name,
@@ -101,19 +110,21 @@ def measure_all(
 
 
 def chart_tiers(stack: Stack, results: list[dict], out: Path) -> None:
-    """Each node's figures over each Locust run, from Prometheus, charted beside the report. Asked
-    once every run is over (and Prometheus has evaluated its rules past the last one), while the
-    stack is still up."""
-    last_end = max((r["locust"]["window"][1] for r in results), default=0.0)
+    """Each node's figures over each Locust run (or the C tool's, when it ran alone), from
+    Prometheus, charted beside the report. Asked once every run is over (and Prometheus has
+    evaluated its rules past the last one), while the stack is still up."""
+    charted = [(r, r["locust"] or r["calibration"]) for r in results]
+    charted = [(r, run) for r, run in charted if run and "window" in run]
+    last_end = max((run["window"][1] for _, run in charted), default=0.0)
     prometheus.wait_for_evaluation(stack.env, last_end)
-    for r in results:
-        locust = r["locust"]
-        locust["prometheus"] = prometheus.over_run(stack.env, *locust["window"])
+    for r, run in charted:
+        run["prometheus"] = prometheus.over_run(stack.env, *run["window"])
+        who = "Locust" if r["locust"] else run["tool"]
         prometheus.chart(
-            locust["prometheus"],
-            prometheus.cpu_over_run(locust["cpu_series"]),
+            run["prometheus"],
+            prometheus.cpu_over_run(run.get("cpu_series", [])),
             out / f"tiers-{r['scenario']}.png",
-            f"{r['scenario']} ({stack.config}): each node over the Locust run",
+            f"{r['scenario']} ({stack.config}): each node over the {who} run",
         )
 
 

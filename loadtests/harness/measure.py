@@ -282,10 +282,12 @@ def run(
 
 
 def by_tier(cores: dict[str, float]) -> dict[str, float]:
-    """Containers' CPU summed per tier (lb1 + lb2 -> lb, ...), in cores; Docker's own apart."""
+    """Containers' CPU summed per tier (lb1 + lb2 -> lb, ...), in cores; Docker's own apart; the
+    monitoring services (Prometheus, every exporter) together as `monitor`."""
     tiers: dict[str, float] = {}
     for name, value in cores.items():
-        tier = name.rstrip("0123456789") or name
+        monitoring = name == "prometheus" or name.endswith("-exporter")
+        tier = "monitor" if monitoring else (name.rstrip("0123456789") or name)
         tiers[tier] = round(tiers.get(tier, 0.0) + value, 3)
     return tiers
 

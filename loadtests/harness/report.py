@@ -28,7 +28,7 @@ APP_CPU_TARGETS = [("app-whoami", 0.3), ("app-messages", 1.2)]
 # Where "Locust >= 0.8 x the C tool" is reported, as information: the tiers with the least work
 # per request, where Locust's own cost shows most.
 LOCUST_RATIO_INFO = ["app-whoami", "app-messages", "db-messages"]
-CPU_COLUMNS = ["lb", "web", "app", "db", "etcd", "proxy", "storage", "dockerd"]
+CPU_COLUMNS = ["lb", "web", "app", "db", "etcd", "monitor", "proxy", "storage", "dockerd"]
 TIER_COLOURS = {
     "lb": "#4c72b0",
     "web": "#55a868",
@@ -177,7 +177,11 @@ def header(info: dict, readings: list[tuple[str, dict]]) -> str:
         f"- path: {info['path']}",
         "- versions: " + "; ".join(f"{k} {val}" for k, val in v.items()),
         f"- load: {info['duration_s']} s per scenario and per tool, "
-        f"Locust {info['locust_version']} with {info['processes']} process(es)",
+        + (
+            f"from {info['tool']}"
+            if info.get("tool", "Locust") != "Locust"
+            else f"Locust {info['locust_version']} with {info['processes']} process(es)"
+        ),
         f"- warm-up: {warmup}",
         quiet,
     ]

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import pytest
 import requests
 
+from tests.api_document import ApiDocument
 from tests.stack import ROOT, Stack
 
 # Sent by HAProxy on every answer, its own included (haproxy.cfg, `http-after-response`).
@@ -55,10 +56,42 @@ def test_a_header_line_over_nginx_s_limit_is_a_json_431_from_nginx(stack: Stack)
     assert "X-App" not in response.headers
 
 
-def test_trace_is_a_json_405_from_nginx(stack: Stack) -> None:
-    response = stack.request("TRACE", "/api/messages")
+def methods(allow: str) -> set[str]:
+    return {m.strip() for m in allow.split(",") if m.strip()}
+
+
+# Every path of the API document, one made-up message id standing for {message_id}, and one path
+# the app does not have.
+API_PATHS = [path.replace("{message_id}", "1") for path in ApiDocument().document["paths"]] + [
+    "/api/no-such-thing"
+]
+
+
+@pytest.mark.parametrize("path", API_PATHS)
+def test_trace_is_a_json_405_from_nginx_whose_allow_is_the_app_s_own(
+    stack: Stack, path: str
+) -> None:
+    """nginx answers TRACE itself (the app never sees it), so its `Allow` comes from a map in
+    nginx/conf.d/site.conf: it must list what the app answers on that path (the app's own 405s
+    and OPTIONS say it), or a new route makes nginx's 405 lie."""
+    response = stack.request("TRACE", path)
     assert_json_error(response, 405)
     assert "X-App" not in response.headers
+    assert response.headers["X-Web"] in {"web1", "web2"}
+    app = stack.request("OPTIONS", path)
+    assert app.headers.get("X-App"), "OPTIONS should reach the app"
+    if app.status_code == 404:  # no such resource: any method is refused with a 404
+        return
+    assert methods(response.headers["Allow"]) == methods(app.headers["Allow"]), path
+
+
+def test_a_post_to_a_static_file_is_a_405_with_allow_get_and_head(stack: Stack) -> None:
+    # Over HTTPS: on plain HTTP, HAProxy would redirect the page request first.
+    response = requests.post(
+        stack.https_url + "/static/css/site.css", data="x", verify=stack.ca, timeout=10
+    )
+    assert response.status_code == 405, response.text
+    assert methods(response.headers["Allow"]) == {"GET", "HEAD"}
 
 
 @pytest.mark.parametrize("lb", ["lb1", "lb2", "vip"])

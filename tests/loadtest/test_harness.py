@@ -10,7 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtests.harness import compare, reach, scenarios, stack
+from loadtests.harness import (
+    calibrate,
+    compare,
+    loadtest,
+    locust_run,
+    measure,
+    prometheus,
+    reach,
+    scenarios,
+    stack,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,8 +112,6 @@ def test_the_heavy_lock_refuses_a_run_whose_own_parent_holds_it(tmp_path) -> Non
 
 
 def test_per_node_charts_draw_prometheus_and_cgroup_series(tmp_path) -> None:
-    from loadtests.harness import prometheus
-
     cpu = prometheus.cpu_over_run([[0.5, {"web1": 0.2, "app1": 0.4, "proxy": 0.1}], [1.0, {}]])
     assert cpu == {"web/web1": [[0.5, 0.2]], "app/app1": [[0.5, 0.4]]}  # Docker's own left out
     figures = {"requests/s": {"lb/lb1": [[0, 1.0], [1, 3.0]], "web/web2": [[0, 2.0], [1, 2.5]]}}
@@ -114,3 +122,55 @@ def test_per_node_charts_draw_prometheus_and_cgroup_series(tmp_path) -> None:
     missing = prometheus.over_run({"PROMETHEUS_PORT": "1"}, 0, 1)
     assert "no figures from Prometheus" in missing["error"]
     prometheus.chart(missing, cpu, path, "without monitoring")
+
+
+def test_compare_reports_cpu_per_request_of_every_tier_and_the_whole() -> None:
+    tiers = measure.by_tier(
+        {
+            "lb1": 0.1,
+            "web1": 0.1,
+            "web2": 0.1,
+            "app1": 0.5,
+            "prometheus": 0.02,
+            "db1-exporter": 0.02,
+        }
+        | {"dockerd": 0.04}
+    )
+    assert tiers["web"] == 0.2 and tiers["monitor"] == 0.04  # exporters and Prometheus together
+    runs = [
+        run(1000, 10) | {"cpu_cores": 0.01 * k, "cpu_by_tier": tiers} for k in (1, 2, 3)
+    ]  # 1,000 req/s: ms per request = 1000 x cores / 1000
+    summary = compare.summarise(runs)
+    cpu = summary["cpu_ms"]
+    assert cpu["app"] == 0.5 and cpu["monitor"] == 0.04 and cpu["generator"] == 0.02
+    assert round(cpu["total"], 3) == round(0.1 + 0.2 + 0.5 + 0.04 + 0.04 + 0.02, 3)
+    [lb_dynamic] = scenarios.select(["lb-dynamic"])
+    text = compare.tables({"default": {"lb-dynamic": summary}}, ["default"], [lb_dynamic])
+    assert "CPU per request, ms (medians), lb-dynamic" in text
+    assert "| default | 0.020 | 0.100 | 0.200 | 0.500 |" in text
+
+
+def test_a_comparison_with_the_c_tool_runs_no_locust(monkeypatch, tmp_path) -> None:
+    def no_locust(*args, **kwargs):
+        raise AssertionError("Locust ran")
+
+    measured = {"tool": "wrk", "requests": 500, "rps": 100.0, "fail_pct": 0.0, "cpu_series": []}
+    monkeypatch.setattr(locust_run, "run", no_locust)
+    monkeypatch.setattr(calibrate, "run", lambda *args: dict(measured))
+    monkeypatch.setattr(measure, "wait_for_quiet", lambda limit: {"idle_cpu_pct": 99.0})
+    monkeypatch.setattr(measure, "container_cpu_files", lambda containers: {})
+    monkeypatch.setattr(prometheus, "wait_for_evaluation", lambda env, after: None)
+    monkeypatch.setattr(prometheus, "over_run", lambda env, start, end: {"error": "none here"})
+
+    class FakeStack:
+        env, config, endpoints = {}, "default", DIRECT
+
+        def containers(self) -> dict:
+            return {}
+
+    chosen = scenarios.select(["lb-dynamic", "db-messages"])
+    load = loadtest.Load(seconds=1, warmup=0, quiet_wait=0)
+    results = loadtest.measure_all(FakeStack(), chosen, load, tmp_path, False, tool="c")
+    assert [r["locust"] for r in results] == [None, None]
+    assert all(r["calibration"]["rps"] == 100.0 and "window" in r["calibration"] for r in results)
+    assert (tmp_path / "tiers-lb-dynamic.png").read_bytes().startswith(b"\x89PNG")
