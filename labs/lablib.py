@@ -210,6 +210,23 @@ class Stack:
             if row.get("pxname") == "web" and row.get("svname") not in ("FRONTEND", "BACKEND")
         }
 
+    def answered(self, lbs: tuple[str, ...] = ("lb1", "lb2")) -> int:
+        """How many answers (any status) the web nodes have given through these LBs, by the LBs'
+        own counters: it grows while a load runs through the stack."""
+        return sum(
+            int(row.get(f"hrsp_{kind}") or 0)
+            for lb in lbs
+            for row in self.web_servers(lb).values()
+            for kind in ("1xx", "2xx", "3xx", "4xx", "5xx")
+        )
+
+    def wait_for_load(self, answers: int = 20, timeout: float = 30) -> None:
+        """Return once `answers` more answers have gone through the LBs: someone's load (a
+        checker's) is running. Raises if it does not come within `timeout` seconds."""
+        before = self.answered()
+        if not poll(lambda: self.answered() >= before + answers, timeout=timeout):
+            raise LabError(f"no load through the LBs within {timeout:.0f} s")
+
     def out_of_rotation(self, lb: str) -> dict[str, bool]:
         """{web server: True if an operator took it out of rotation on this LB}: its admin state
         is forced maintenance (0x01) or forced drain (0x08), or its weight was set to 0, from

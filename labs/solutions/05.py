@@ -10,8 +10,6 @@ By hand, in a second terminal while `make lab-check LAB=05` runs:
 (`make rolling-restart` does the same for every node: scripts/rolling-restart.sh.)
 """
 
-import time
-
 from labs.lablib import Lab, poll
 
 LBS = ("lb1", "lb2")
@@ -22,7 +20,7 @@ def apply(lab: Lab) -> None:
 
 
 def during_check(lab: Lab) -> None:
-    time.sleep(2)  # the checker's load has begun
+    lab.stack.wait_for_load()  # the checker's load has begun: answers go through the LBs
     for lb in LBS:
         lab.stack.haproxy(lb, "set server web/web1 state drain")
     poll(

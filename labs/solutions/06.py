@@ -13,8 +13,6 @@ By hand, after editing the two files:
     done
 """
 
-import time
-
 from labs.lablib import Lab, poll
 
 LBS = ("lb1", "lb2")
@@ -39,7 +37,7 @@ def apply(lab: Lab) -> None:
 
 
 def during_check(lab: Lab) -> None:
-    time.sleep(2)  # the checker's load has begun
+    lab.stack.wait_for_load()  # the checker's load has begun: answers go through the LBs
     lab.stack.compose("up", "--detach", "--wait", "--no-deps", "app3", check=True)
     for web in ("web1", "web2"):
         for lb in LBS:
