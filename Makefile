@@ -88,6 +88,15 @@ check-configs: images ## Check the server configs: docker compose config, haprox
 	    && echo "keepalived --config-test: OK"
 	@# nginx -t resolves the upstream names; outside the stack they are given a dummy address.
 	docker run --rm --add-host app1:127.0.0.1 --add-host app2:127.0.0.1 fourtier/web:$(IMAGE_TAG) nginx -t
+	@# nginx -t does not run the Lua (the module loads it only once shared memory exists, which -t
+	@# never makes): start nginx in the image, send one API request that fails on both "app
+	@# nodes" (nothing listens there), and /metrics must list the failed attempts.
+	@out=$$(docker run --rm --add-host app1:127.0.0.1 --add-host app2:127.0.0.1 --entrypoint sh \
+	    fourtier/web:$(IMAGE_TAG) -c 'nginx && curl -s -o /dev/null http://127.0.0.1:8080/api/whoami \
+	    && curl -fsS http://127.0.0.1:8081/metrics' 2>&1) || { echo "$$out"; exit 1; }; \
+	grep -q '^fourtier_upstream_attempts_total{.*outcome="failed"} 2$$' <<< "$$out" \
+	    || { echo "$$out"; echo "nginx Lua: no failed attempt counted" >&2; exit 1; }; \
+	echo "nginx Lua: nginx starts, counts attempts and serves /metrics: OK"
 	@# Patroni's own --validate-config resolves the etcd hosts (absent here) and, in 4.0.7, does
 	@# not know synchronous_mode: quorum; so the image's Python checks the file and the rule that
 	@# a primary which cannot renew its leader key demotes itself before the key expires.

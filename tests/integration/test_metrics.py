@@ -2,6 +2,7 @@
 requests flow. Asked through Prometheus' own query API (published on 127.0.0.1), as the live stack
 page and the load-test reports ask it."""
 
+import re
 import uuid
 
 import pytest
@@ -14,11 +15,16 @@ EXPECTED_TARGETS = {
     "prometheus": {"prometheus"},
     "lb": {"lb1", "lb2"},
     "web": {"web1", "web2"},
+    "upstreams": {"web1", "web2"},
     "app": {"app1", "app2"},
     "postgres": {"db1", "db2", "db3"},
     "patroni": {"db1", "db2", "db3"},
     "etcd": {"etcd1", "etcd2", "etcd3"},
 }
+# Each web node counts its attempts to each app node (nginx/lua/upstream_metrics.lua).
+WEB_NODES = ("web1", "web2")
+APP_NODES = ("app1", "app2")
+PAIRS = {(web, app) for web in WEB_NODES for app in APP_NODES}
 
 
 def query(stack: Stack, promql: str) -> list[dict]:
@@ -63,6 +69,17 @@ def monitored(stack: Stack) -> Stack:
         )
 
     wait_until(all_up, timeout=90, what="every Prometheus target up")
+
+    # A web node's series for an app node exist from its first attempt there (nginx counts only
+    # what it sends): a few requests through lb1 give every (web, app) pair its series, so the
+    # tests' bursts move series that Prometheus already has (a rate needs two samples).
+    def every_pair_counted() -> bool:
+        for _ in range(4):
+            stack.get("/api/whoami")
+        series = query(stack, "fourtier_upstream_attempts_total")
+        return {(r["metric"]["node"], r["metric"]["app"]) for r in series} >= PAIRS
+
+    wait_until(every_pair_counted, timeout=30, what="every web node to count both app nodes")
     return stack
 
 
@@ -84,6 +101,8 @@ def counters(stack: Stack) -> dict[str, float]:
         "lb1 -> web2": 'sum(haproxy_server_http_responses_total{node="lb1",server="web2"})',
         "web1 requests": 'sum(nginx_http_requests_total{node="web1"})',
         "web2 requests": 'sum(nginx_http_requests_total{node="web2"})',
+        "web1 -> app attempts": 'sum(fourtier_upstream_attempts_total{node="web1"})',
+        "web2 -> app attempts": 'sum(fourtier_upstream_attempts_total{node="web2"})',
         "app1 requests": 'sum(guestbook_requests_total{node="app1"})',
         "app2 requests": 'sum(guestbook_requests_total{node="app2"})',
         "app1 latency": 'sum(guestbook_request_duration_seconds_count{node="app1"})',
@@ -131,12 +150,16 @@ def test_each_tier_key_series_increase_under_a_burst(monitored: Stack) -> None:
     assert any(tier == "db" for tier, _ in busy), busy
     p95 = values_by_node(monitored, "max_over_time(node:latency_seconds:p95_30s[1m])")
     assert set(p95) == {"app1", "app2"} and all(0 < v < 10 for v in p95.values()), p95
-    flows = {
-        (r["metric"]["from"], r["metric"]["to"])
-        for r in query(monitored, "max_over_time(flow:requests:rate10s[1m]) > 0")
-    }
-    assert ("lb1", "web1") in flows, flows
-    assert {("web1", "app1"), ("web1", "app2")} & flows, flows
+    # The arrows: the rules are evaluated every 2 s, after the scrape that saw the burst.
+    flows: set[tuple[str, str]] = set()
+
+    def arrows_drawn() -> bool:
+        found = query(monitored, "max_over_time(flow:requests:rate10s[1m]) > 0")
+        flows.clear()
+        flows.update((r["metric"]["from"], r["metric"]["to"]) for r in found)
+        return ("lb1", "web1") in flows and bool({("web1", "app1"), ("web1", "app2")} & flows)
+
+    wait_until(arrows_drawn, timeout=10, what="the lb -> web and web -> app arrows")
 
 
 def test_the_vip_holder_and_the_db_primary_are_visible(monitored: Stack) -> None:
@@ -160,3 +183,130 @@ def test_the_vip_holder_and_the_db_primary_are_visible(monitored: Stack) -> None
     capacity = values_by_node(monitored, "guestbook_db_pool_capacity")
     assert capacity == {"app1": 12.0, "app2": 12.0}, capacity
     assert values_by_node(monitored, "guestbook_db_breaker_down") == {"app1": 0.0, "app2": 0.0}
+
+
+# --- The web tier's own view of the app nodes (nginx/lua/upstream_metrics.lua) --------------------
+
+
+def attempts_in_prometheus(stack: Stack) -> dict[tuple[str, str, str], float]:
+    """(web node, app node, outcome) -> attempts, as Prometheus last scraped them."""
+    result = query(stack, "sum by (node, app, outcome) (fourtier_upstream_attempts_total)")
+    return {
+        (r["metric"]["node"], r["metric"]["app"], r["metric"]["outcome"]): float(r["value"][1])
+        for r in result
+    }
+
+
+# One line of a web node's /metrics: fourtier_upstream_attempts_total{app="app1",...} 42
+ATTEMPTS_LINE = re.compile(
+    r'^fourtier_upstream_attempts_total\{app="([^"]+)",addr="[^"]+",status="[^"]+",'
+    r'outcome="([a-z]+)"\} ([0-9.e+]+)$'
+)
+
+
+def attempts_now(stack: Stack) -> dict[tuple[str, str, str], float]:
+    """The same, asked of each web node's /metrics this very moment (no scrape in between)."""
+    counts: dict[tuple[str, str, str], float] = {}
+    for web in WEB_NODES:
+        result = stack.exec(web, "curl", "-fsS", "http://127.0.0.1:8081/metrics")
+        assert result.returncode == 0, result.stderr
+        for line in result.stdout.splitlines():
+            match = ATTEMPTS_LINE.match(line)
+            if match:
+                key = (web, match[1], match[2])
+                counts[key] = counts.get(key, 0.0) + float(match[3])
+    return counts
+
+
+def test_web_nodes_count_attempts_per_app_node_under_a_burst(monitored: Stack) -> None:
+    """Both web nodes count their attempts to both app nodes, named (app1, app2: learned from
+    X-App, not addresses), with a latency histogram, and every figure moves under a burst."""
+    answered = 'sum by (node, app) (fourtier_upstream_attempts_total{outcome="answered"})'
+    timed = "sum by (node, app) (fourtier_upstream_response_seconds_count)"
+
+    def by_pair(promql: str) -> dict[tuple[str, str], float]:
+        return {
+            (r["metric"]["node"], r["metric"]["app"]): float(r["value"][1])
+            for r in query(monitored, promql)
+        }
+
+    pairs = PAIRS
+    before_answered, before_timed = by_pair(answered), by_pair(timed)
+    # A bounded burst through lb1: 40 requests, round robin over both web nodes, and from each
+    # web node round robin over both app nodes: about 10 per (web, app) pair.
+    for _ in range(40):
+        assert monitored.get("/api/whoami").status_code == 200
+
+    def all_moved() -> bool:
+        now_answered, now_timed = by_pair(answered), by_pair(timed)
+        return all(
+            now_answered.get(p, 0) > before_answered.get(p, 0)
+            and now_timed.get(p, 0) > before_timed.get(p, 0)
+            for p in pairs
+        )
+
+    wait_until(all_moved, timeout=20, what="attempts and times of every (web, app) pair to grow")
+    # Named app nodes only: every address was named from the X-App of an answer.
+    assert set(by_pair(answered)) == pairs, by_pair(answered)
+    # The recording rules of each pair (evaluated every 2 s, after the scrape): the arrows, a
+    # p95 between 0 and 5 s, and the errors (0 or more: an earlier test may have made some).
+    checks = {
+        "flow:requests:rate10s": lambda v: v > 0,
+        "flow:latency_seconds:p95_30s": lambda v: 0 < v < 5,
+        "flow:errors:rate10s": lambda v: v >= 0,
+    }
+    for rule, holds in checks.items():
+        promql = f'max_over_time({rule}{{hop="web-app"}}[1m])'
+
+        def every_pair(promql=promql, holds=holds) -> bool:
+            found = {
+                (r["metric"]["from"], r["metric"]["to"]): float(r["value"][1])
+                for r in query(monitored, promql)
+            }
+            return set(found) == pairs and all(holds(v) for v in found.values())
+
+        wait_until(every_pair, timeout=10, what=f"{promql} for every (web, app) pair")
+
+
+def serves(stack: Stack, app: str) -> bool:
+    """True once a few requests through lb1 reach `app` (nginx leaves a node that failed out of
+    rotation for fail_timeout, 5 s, before trying it again)."""
+    return any(stack.get("/api/whoami").headers.get("X-App") == app for _ in range(4))
+
+
+def test_a_stopped_app_node_shows_as_failed_attempts_from_the_web_tier(monitored: Stack) -> None:
+    """app1 stopped: 20 requests through lb1 all succeed (nginx retries each failed attempt on
+    app2), and the web nodes' own figures show it: failed attempts to app1, no new answer from
+    app1, app2's answers growing on both web nodes; Prometheus has the same figures, and the
+    web -> app1 arrow has errors. The app's own metrics could show none of the failed attempts:
+    they never reached an app."""
+    before = attempts_now(monitored)
+    monitored.docker_compose("stop", "app1")
+    try:
+        for _ in range(20):
+            response = monitored.get("/api/whoami")
+            assert response.status_code == 200, response.text
+            assert response.headers["X-App"] == "app2"
+        after = attempts_now(monitored)
+        grown = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(after)}
+        print("attempts while app1 was stopped:", grown)
+        assert sum(grown.get((web, "app1", "failed"), 0) for web in WEB_NODES) >= 1, grown
+        for web in WEB_NODES:
+            assert grown.get((web, "app1", "answered"), 0) == 0, f"{web}: an answer from app1"
+            assert grown.get((web, "app2", "answered"), 0) > 0, f"{web}: no answer from app2"
+        # Prometheus scrapes the same figures, and the rule of the web -> app1 arrows shows errors.
+        wanted = {k: v for k, v in after.items() if k[1] in APP_NODES}
+        wait_until(
+            lambda: {k: v for k, v in attempts_in_prometheus(monitored).items() if k in wanted}
+            == wanted,
+            timeout=10,
+            what="Prometheus to scrape the web nodes' figures",
+        )
+        wait_until(
+            lambda: bool(query(monitored, 'max_over_time(flow:errors:rate10s{to="app1"}[1m]) > 0')),
+            timeout=10,
+            what="errors on the web -> app1 arrows (flow:errors:rate10s)",
+        )
+    finally:
+        monitored.docker_compose("up", "--detach", "--wait", "--no-recreate", "app1")
+        wait_until(lambda: serves(monitored, "app1"), timeout=15, what="app1 to serve again")
