@@ -124,7 +124,12 @@ class Stack:
         return done.stdout
 
     def up(self, config: str) -> None:
-        """Start (or switch to) `config`: every container fresh, returns once all are healthy."""
+        """Start (or switch to) `config` from nothing, returns once all are healthy. The stack of
+        the previous configuration is taken down first, volumes included: `up` alone would leave
+        running the services this configuration does not start (no-monitoring's Prometheus and
+        exporters, in a profile), and settings kept in the volumes (Patroni's in etcd) would carry
+        over from one configuration to the next."""
+        self.down()  # with the previous configuration's files: they name every container it ran
         self.config = config
         print(f"== stack {self.project}: up with configuration {config}")
         subprocess.run([str(ROOT / "scripts" / "make-secrets.sh")], check=True, cwd=ROOT)

@@ -174,3 +174,27 @@ def test_a_comparison_with_the_c_tool_runs_no_locust(monkeypatch, tmp_path) -> N
     assert [r["locust"] for r in results] == [None, None]
     assert all(r["calibration"]["rps"] == 100.0 and "window" in r["calibration"] for r in results)
     assert (tmp_path / "tiers-lb-dynamic.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_switching_configuration_starts_from_nothing(monkeypatch) -> None:
+    """A configuration that leaves services out (no-monitoring) must not find the previous one's
+    still running: the harness takes the old stack down, volumes and all, with the old files."""
+    calls = []
+
+    def compose(self, *args, check=True, timeout=600):
+        calls.append((self.config, args))
+        return ""
+
+    monkeypatch.setattr(stack.Stack, "compose", compose)
+    monkeypatch.setattr(stack.subprocess, "run", lambda *a, **k: None)
+    monkeypatch.setattr(stack.reach, "find", lambda *a: {})
+    monkeypatch.setattr(stack.Stack, "containers", lambda self: {})
+    monkeypatch.setattr(stack.Stack, "seed", lambda self: None)
+    bench = stack.Stack(dict(stack.SMOKE_ENV), from_environment=False)
+    bench.up("default")
+    bench.up("no-monitoring")
+    downs = [(config, args) for config, args in calls if args[0] == "down"]
+    ups = [(config, args) for config, args in calls if args[0] == "up"]
+    assert downs[1] == ("default", ("down", "--volumes", "--remove-orphans"))
+    assert [config for config, _ in ups] == ["default", "no-monitoring"]
+    assert calls.index(downs[1]) < calls.index(ups[1])
