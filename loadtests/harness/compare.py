@@ -1,7 +1,8 @@
 """`make compare`: the same scenarios under several configurations, repeated, side by side.
 
-The stack is brought up fresh in each configuration, in turn, for each repeat (a b c, a b c, ...),
-so slow drift of a noisy machine spreads over every configuration instead of favouring one. Each
+The stack is brought up fresh in each configuration, in turn, for each repeat, the order reversed
+every other repeat (a b c, c b a, a b c, ...): slow drift of a noisy machine spreads over every
+configuration instead of favouring one, and no configuration always runs first or always last. Each
 figure is the median over the repeats, with min-max beside it, and the spread, (max - min) /
 median: a difference between two configurations smaller than their spreads is noise. Every run
 starts on a quiet machine (measure.wait_for_quiet). No calibration here: the table compares
@@ -190,6 +191,14 @@ def chart(
     plt.close(fig)
 
 
+def run_order(configs: list[str], rep: int) -> list[str]:
+    """The configurations' order in repeat `rep` (from 1): as given, reversed every other repeat.
+    Always in one order, each configuration would always follow the same other one, at the same
+    point of every repeat: a bias that such a comparison cannot tell from a configuration's own
+    cost. Reversed every other repeat, each one runs early and late alike."""
+    return list(configs) if rep % 2 == 1 else list(reversed(configs))
+
+
 def main(
     stack: Stack,
     configs: list[str],
@@ -208,7 +217,7 @@ def main(
     info = None
     try:
         for rep in range(1, repeats + 1):
-            for config in configs:
+            for config in run_order(configs, rep):
                 print(f"== repeat {rep}/{repeats}, configuration {config}")
                 stack.up(config)
                 if info is None:

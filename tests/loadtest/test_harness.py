@@ -69,6 +69,13 @@ def run(rps: float, p95: float) -> dict:
     return figures | {"p50_ms": 1.0, "p95_ms": p95, "p99_ms": p95}
 
 
+def test_compare_reverses_the_order_every_other_repeat() -> None:
+    orders = [compare.run_order(["a", "b", "c"], rep) for rep in (1, 2, 3, 4)]
+    assert orders == [["a", "b", "c"], ["c", "b", "a"], ["a", "b", "c"], ["c", "b", "a"]]
+    # The configuration that ran first in one repeat runs last in the next.
+    assert orders[0][0] == orders[1][-1] and orders[1][0] == orders[2][-1]
+
+
 def test_compare_reports_the_spread_and_the_remote_db_target() -> None:
     old = compare.summarise([run(100, 50), run(110, 50), run(90, 60)])
     new = compare.summarise([run(300, 40), run(310, 45), run(305, 50)])
