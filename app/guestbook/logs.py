@@ -97,21 +97,3 @@ def batch_stream_handlers(logger: logging.Logger) -> None:
                 batched.addFilter(log_filter)
             logger.removeHandler(handler)
             logger.addHandler(batched)
-
-
-class SkipHealthChecks(logging.Filter):
-    """Leaves the container healthcheck's requests (GET /api/healthz every few seconds, made by
-    Docker inside the container) out of Gunicorn's access log: they say nothing about the
-    traffic, and they would bury it when a student reads the log. nginx's /healthz is left out the
-    same way (access_log off)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # Gunicorn's access records carry the request's fields in record.args: U is the path, h
-        # the peer's address (the healthcheck runs inside the container: 127.0.0.1). The same
-        # URL asked through the load balancer is logged as any request is.
-        args = record.args
-        return not (
-            isinstance(args, dict)
-            and args.get("U") == "/api/healthz"
-            and args.get("h") == "127.0.0.1"
-        )
