@@ -87,8 +87,9 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s rid=%({x-request-id}i)s app=%({x-
 # The class that writes Gunicorn's log lines (default gunicorn.glogging.Logger). Ours is Gunicorn's,
 # except that an access line works out only the fields the format above prints (Gunicorn's builds
 # every one it could print, ~60 on a request, for 16% of a small request's CPU), and that the
-# container healthcheck's requests are not logged. Same lines, any format: guestbook/accesslog.py.
-logger_class = "guestbook.accesslog.AccessLogger"
+# container healthcheck's requests are not logged. Same lines, any format: access_log.py, beside
+# this file (Gunicorn puts its working directory, /app, on the import path).
+logger_class = "access_log.AccessLogger"
 
 # Access log lines are written in batches, at most a second late, not one write per request:
 # each write to stdout costs Docker's log path CPU (see guestbook/logs.py, BatchedStreamHandler).

@@ -1,5 +1,9 @@
 """Gunicorn's access log, the same lines for less CPU (gunicorn.conf.py: logger_class).
 
+Beside gunicorn.conf.py, outside the guestbook package, because Gunicorn's master loads it before
+any worker exists: importing guestbook there would make the app's metrics in the master, before
+on_starting has prepared their directory.
+
 Gunicorn writes one access-log line per request, in the shape of `access_log_format`. To fill it,
 its Logger.access() first builds every field the format *could* use: ~20 fixed ones (the time by
 strftime, the process id, ...) plus one per request header, response header and WSGI environ

@@ -1,4 +1,4 @@
-"""The app's access log (guestbook/accesslog.py): Gunicorn's lines exactly, for less work, and no
+"""The app's access log (app/access_log.py): Gunicorn's lines exactly, for less work, and no
 line for the container's own healthcheck."""
 
 import datetime
@@ -7,7 +7,7 @@ import runpy
 from pathlib import Path
 
 import pytest
-from guestbook.accesslog import AccessLogger
+from access_log import AccessLogger
 from gunicorn import glogging
 from gunicorn.config import Config
 
