@@ -80,7 +80,8 @@ def start_timer() -> None:
 # The counter and histogram series of each (endpoint, method, status, web) seen so far. `labels()`
 # finds a series from its label values each time (checks, a lock, a lookup); this remembers it,
 # one dictionary lookup per request. Bounded as the series are: endpoints are URL rules, statuses
-# a few dozen, web a node name.
+# a few dozen, web a node name. Shared by a worker's threads: two that meet a new key at once both
+# store it, and labels() gives both the same series, so no count is lost.
 _series: dict[tuple[str, str, int, str], tuple] = {}
 
 
