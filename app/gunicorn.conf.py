@@ -41,6 +41,29 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 # to measure real sync workers set GUNICORN_WORKER_CLASS=sync *and* GUNICORN_THREADS=1.
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 
+# One listening socket per worker process, so that the kernel shares new connections out evenly
+# (default False). Without it, the master opens one socket and every worker accepts from it: the
+# kernel wakes them all and the first to call accept() wins. A gthread worker accepts whether or not
+# a thread is free, and keeps each connection for as long as it stays open; nginx (and a load tool)
+# keep theirs open and send many requests on each. So how the connections were shared out when they
+# opened decides which worker does the work for as long as they last. Opened in a burst, they can
+# all go to one worker: the node then runs on one core while the other worker idles. Measured on
+# app1 (wrk, 32 connections, a 3 s warm-up then 12 s): with the shared socket, 5 of 30 runs at half
+# speed (3,600-3,900 req/s against 6,400-7,800), each with all 32 connections on one worker at 98%
+# of a core; with a socket per worker, none in 30 (docs/load-testing.md). With SO_REUSEPORT each
+# worker binds its own socket to the same port, and the kernel picks one for each new connection
+# by a hash of its addresses and ports. Gunicorn 24 does that itself when reuse_port is set (its
+# pull request #2938); Gunicorn 23, Debian trixie's, only sets the flag on the master's one shared
+# socket, so the hooks post_fork and when_ready below do what 24 does.
+# The price: a connection that the kernel queued for a worker that then dies is reset (on a shared
+# socket a sibling would take it); nginx then tries the other app node.
+# Sync workers keep the shared socket: one serves one request at a time and closes the connection
+# after it, and only a free worker calls accept(), so the shared socket already hands each request
+# to a free worker, where a hash could queue it behind a busy one. GUNICORN_REUSE_PORT=0 or 1
+# overrides (loadtests/configs/gunicorn-shared-socket.yml compares the two).
+runs_gthread = worker_class == "gthread" or (worker_class == "sync" and threads > 1)  # see above
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1" if runs_gthread else "0") == "1"
+
 # Seconds an idle keep-alive connection stays open (default 2). nginx keeps idle connections to
 # the app open for up to 60 s (keepalive_timeout in nginx/conf.d/upstream-app.conf) and reuses
 # them. If Gunicorn closed first, nginx could send a request on a connection Gunicorn is closing
@@ -135,8 +158,23 @@ def on_starting(server):
         os.makedirs(METRICS_DIR, exist_ok=True)
 
 
+def post_fork(server, worker):
+    # In the new worker, before it loads the app: its own listening socket (reuse_port above).
+    if reuse_port:
+        from gunicorn import sock
+
+        worker.sockets = sock.create_sockets(server.cfg, server.log)
+
+
 def when_ready(server):
-    # The master is listening and about to fork the workers: start the metrics server in it. It
+    # The master's own socket is closed before any worker is forked: with reuse_port, a socket
+    # that nobody accepts from would still get its share of new connections, and they would hang.
+    # Binding it first still makes a port that is already in use fail at start, in the master.
+    if reuse_port:
+        for listener in server.LISTENERS:
+            listener.close()
+        server.LISTENERS = []
+    # The master is about to fork the workers: start the metrics server in it. It
     # adds up the files of every worker, live and dead (MultiProcessCollector).
     if not METRICS_SERVED:
         return

@@ -223,6 +223,9 @@ class Stack:
             " c = g['worker_class'];"
             " k = 'gthread' if c == 'sync' and g['threads'] > 1 else c;"
             " print(json.dumps({'gunicorn': f\"{g['workers']} x {k} x {g['threads']} threads\","
+            # app/gunicorn.conf.py's reuse_port; an image older than the setting has none.
+            " 'gunicorn listens on': 'a socket per worker' if g.get('reuse_port')"
+            " else 'one socket, shared by the workers',"
             " 'db pool': f'{C.DB_POOL_SIZE} + {C.DB_MAX_OVERFLOW} overflow',"
             # configs/remote-db.yml; an image older than the setting has none, so 0.
             " 'simulated db latency': f\"{getattr(C, 'DB_SIMULATED_LATENCY_MS', 0):g} ms\"}))"
