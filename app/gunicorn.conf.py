@@ -48,9 +48,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", 4))
 # keep theirs open and send many requests on each. So how the connections were shared out when they
 # opened decides which worker does the work for as long as they last. Opened in a burst, they can
 # all go to one worker: the node then runs on one core while the other worker idles. Measured on
-# app1 (wrk, 32 connections, a 3 s warm-up then 12 s): with the shared socket, 5 of 30 runs at half
-# speed (3,600-3,900 req/s against 6,400-7,800), each with all 32 connections on one worker at 98%
-# of a core; with a socket per worker, none in 30 (docs/load-testing.md). With SO_REUSEPORT each
+# app1 (wrk, 32 connections, a 3 s warm-up then 12 s): with the shared socket, 6 of 40 runs at half
+# speed (3,580-3,900 req/s against 6,400-7,800), all 32 connections on one worker at 98% of a
+# core; with a socket per worker, none in 30 (docs/load-testing.md). With SO_REUSEPORT each
 # worker binds its own socket to the same port, and the kernel picks one for each new connection
 # by a hash of its addresses and ports. Gunicorn 24 does that itself when reuse_port is set (its
 # pull request #2938); Gunicorn 23, Debian trixie's, only sets the flag on the master's one shared
