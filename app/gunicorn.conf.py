@@ -174,6 +174,7 @@ def when_ready(server):
         for listener in server.LISTENERS:
             listener.close()
         server.LISTENERS = []
+        server.log.info("each worker listens on a socket of its own (reuse_port)")
     # The master is about to fork the workers: start the metrics server in it. It
     # adds up the files of every worker, live and dead (MultiProcessCollector).
     if not METRICS_SERVED:
