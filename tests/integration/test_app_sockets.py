@@ -91,9 +91,10 @@ def test_each_worker_listens_on_its_own_socket_and_the_master_on_none(stack: Sta
 
 
 def test_a_burst_of_keepalive_connections_is_shared_out_over_the_workers(stack: Stack) -> None:
-    # Each of the 32 connections goes to one of the two sockets by a hash: all to one worker has a
-    # chance of 2 in 2^32, fewer than 4 on either about 1 in 10^6. With one shared socket, the
-    # same burst put all 32 on one worker in 5 of 30 measured runs (docs/load-testing.md).
+    # Each of the 32 connections goes to one of the two sockets by a hash: were it random, all to
+    # one worker would have a chance of 2 in 2^32, fewer than 4 on either a few in 10^6. With one
+    # shared socket, 8 such bursts gave 32:0, 5:27, 31:1, 32:0, 4:28, 0:32, 26:6, 31:1: this check
+    # would have failed 5 times (docs/load-testing.md).
     found = inspect_app1(stack)
     report = found["report"]
     held = {w: report[w]["connections"] for w in found["workers"]}
