@@ -42,3 +42,20 @@ def test_nothing_is_counted_with_metrics_off() -> None:
     assert app.test_client().get("/api/whoami", headers={"X-Web": "off"}).status_code == 200
     assert requests("/api/whoami", "200", "off") == 0.0
     dispose(app)
+
+
+def test_a_handler_that_fails_is_counted_as_its_500_under_its_own_rule() -> None:
+    # The counting wraps the app (a WSGI middleware): it learns the URL rule while the app is
+    # answering, so a 500 made by our error handler is counted under the rule that failed.
+    # TESTING off, as in production: Flask turns the exception into a response, not a raise.
+    app = make_app(TESTING=False, DATABASE_URL="postgresql+psycopg://u:x@127.0.0.1:1/db")
+
+    def fail(n: int) -> None:
+        raise RuntimeError(f"a bug, on {n}")
+
+    app.add_url_rule("/api/fails/<int:n>", view_func=fail)
+    before = requests("/api/fails/<int:n>", "500", "web1")
+    answer = app.test_client().get("/api/fails/7", headers={"X-Web": "web1"})
+    assert answer.status_code == 500 and "error" in answer.get_json()
+    assert requests("/api/fails/<int:n>", "500", "web1") == before + 1
+    dispose(app)
