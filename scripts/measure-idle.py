@@ -23,7 +23,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadtests.harness import measure  # noqa: E402  (after the path is set)
-from loadtests.harness.stack import Stack  # noqa: E402
+from loadtests.harness.stack import running_containers  # noqa: E402
 
 
 def busy_seconds(times) -> float:
@@ -37,9 +37,7 @@ def main() -> None:
     project = sys.argv[1]
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
     # The harness's own view of a project's containers (service -> `docker inspect`).
-    running = Stack(env={"COMPOSE_PROJECT_NAME": project}, from_environment=False).containers()
-    if not running:
-        raise SystemExit(f"no running container of project {project!r}")
+    running = running_containers(project)
     files = measure.container_cpu_files(running)
     before = psutil.cpu_times()
     # The "load generator" is `sleep`: the harness's sampler, measuring nothing but the stack.

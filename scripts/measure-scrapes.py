@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadtests.harness import measure  # noqa: E402  (after the path is set)
-from loadtests.harness.stack import Stack  # noqa: E402
+from loadtests.harness.stack import running_containers  # noqa: E402
 
 # The headers Prometheus 2.53 sends with a scrape: a compressed answer (which costs the target
 # the compressing), in the text format.
@@ -77,9 +77,7 @@ def main() -> None:
         raise SystemExit(__doc__)
     project = sys.argv[1]
     scrapes = int(sys.argv[2]) if len(sys.argv) > 2 else 40
-    running = Stack(env={"COMPOSE_PROJECT_NAME": project}, from_environment=False).containers()
-    if not running:
-        raise SystemExit(f"no running container of project {project!r}")
+    running = running_containers(project)
     files = measure.container_cpu_files(running)
     config = yaml.safe_load(CONFIG.read_text())
 

@@ -279,6 +279,16 @@ class Stack:
         }
 
 
+def running_containers(project: str) -> dict[str, dict]:
+    """service -> `docker inspect` of every running container of a Compose project, for the
+    measuring scripts (scripts/measure-idle.py, measure-scrapes.py); stops with a message if none
+    is running."""
+    running = Stack(env={"COMPOSE_PROJECT_NAME": project}, from_environment=False).containers()
+    if not running:
+        raise SystemExit(f"no running container of project {project!r}")
+    return running
+
+
 def machine() -> dict[str, str]:
     """The machine the figures came from: they mean little without it."""
     cpu_model = "?"
