@@ -26,13 +26,17 @@ def start(lab: Lab) -> None:
 
 
 def from_both_web_nodes(lab: Lab, path: str) -> dict:
-    """{web node: its answer to GET path}, asking up to 8 times to hear from both."""
+    """{web node: its answer to GET path}, asking until both have answered, for up to 15 s. A web
+    node just rebuilt is healthy for Docker before the load balancers send it requests again:
+    they must learn its new address (their DNS resolver) and see two checks pass (`rise 2`)."""
     answers = {}
-    for _ in range(8):
+
+    def heard_both() -> bool:
         answer = lab.stack.get(path)
         answers.setdefault(answer.header("X-Web") or "?", answer)
-        if {"web1", "web2"} <= answers.keys():
-            break
+        return {"web1", "web2"} <= answers.keys()
+
+    poll(heard_both, timeout=15, interval=0.2)
     return answers
 
 
