@@ -229,7 +229,7 @@ compare: $(VENV)/.installed images wrk ## Configurations side by side: CONFIGS="
 loadtest-list: $(VENV)/.installed ## List the load-test scenarios and configurations
 	$(LOAD) list
 
-test-loadtest: $(VENV)/.installed images wrk ## Smoke run of the load-test harness (3 s per scenario)
+test-loadtest: $(VENV)/.installed images wrk ## Smoke run of the load-test harness (5 s per scenario)
 	$(PY) -m pytest -s tests/loadtest
 
 # `make test` runs the harness's smoke run too, after the other tests.

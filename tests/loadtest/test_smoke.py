@@ -17,7 +17,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = 3
+# Per scenario and tool. 3 s was too short on a slow machine: 32 Locust users opening TLS
+# connections at once stalled for ~2 s, and the measured window after the 1 s warm-up held no
+# finished request (lb-static-https, 2026-11-23).
+SECONDS = 5
 
 
 def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
