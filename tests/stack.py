@@ -86,20 +86,28 @@ class Stack:
         return stdout + stderr
 
     def exec(
-        self, service: str, *command: str, user: str | None = None
+        self, service: str, *command: str, user: str | None = None, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run a command in a service's container (not raising on a non-zero exit), as the
-        image's user or as `user`."""
+        image's user or as `user`. With `timeout`, a command still running after that many
+        seconds is ended and reported as exit code 124 (as coreutils' timeout does)."""
         as_user = ("--user", user) if user else ()
-        return self.docker_compose("exec", "-T", *as_user, service, *command, check=False)
+        command = ("exec", "-T", *as_user, service, *command)
+        try:
+            return self.docker_compose(*command, check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(command, 124, "", f"timed out after {timeout}s")
 
-    def docker_compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def docker_compose(
+        self, *args: str, check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["docker", "compose", *args],
             cwd=ROOT,
             capture_output=True,
             text=True,
             check=check,
+            timeout=timeout,
         )
 
 
@@ -153,9 +161,12 @@ def vip_holders(stack: Stack) -> list[str]:
 # --- The database cluster ------------------------------------------------------------------------
 
 
-def psql(stack: Stack, node: str, sql: str, user: str = "owner") -> subprocess.CompletedProcess:
+def psql(
+    stack: Stack, node: str, sql: str, user: str = "owner", timeout: float | None = None
+) -> subprocess.CompletedProcess:
     """Run one SQL command on a db node's own PostgreSQL, as the owner or the app's role (tuples
-    only, unaligned: `t`, `42`), with the password from the node's secret file."""
+    only, unaligned: `t`, `42`), with the password from the node's secret file; `timeout` as in
+    Stack.exec."""
     role, secret = {
         "owner": ("guestbook_owner", "db_owner_password"),
         "app": ("guestbook_app", "db_app_password"),
@@ -164,14 +175,16 @@ def psql(stack: Stack, node: str, sql: str, user: str = "owner") -> subprocess.C
         f'PGPASSWORD="$(cat /run/secrets/{secret})" PGCONNECT_TIMEOUT=2 psql -h 127.0.0.1 '
         f'-U {role} -d guestbook -v ON_ERROR_STOP=1 -tA -c "{sql}"'
     )
-    return stack.exec(node, "bash", "-c", script)
+    return stack.exec(node, "bash", "-c", script, timeout=timeout)
 
 
 def accepts_writes(stack: Stack, node: str) -> bool:
     """True if the node's PostgreSQL runs and is not in recovery: a primary, which would accept a
     write. Asked of PostgreSQL itself, not of Patroni, so a primary Patroni has lost track of
-    would still count."""
-    return psql(stack, node, "SELECT NOT pg_is_in_recovery()").stdout.strip() == "t"
+    would still count. An answer that takes over 5 s counts as no: a `docker exec` near the moment
+    its container dies can hang (moby/moby#27626), and a poller must not hang with it."""
+    sql = "SELECT NOT pg_is_in_recovery()"
+    return psql(stack, node, sql, timeout=5).stdout.strip() == "t"
 
 
 def patroni_members(stack: Stack) -> list[dict]:
