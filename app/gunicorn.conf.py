@@ -9,6 +9,7 @@
 
 import os
 import shutil
+import sys
 
 # --- Server socket ---------------------------------------------------------------------------
 
@@ -128,9 +129,13 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    # Write out what is still batched before the worker goes (a graceful stop or a restart).
+    # Write out what is still batched before the worker goes (a graceful stop or a restart): the
+    # access log's lines, and the requests tallied since the last write into the metric files.
     for handler in worker.log.access_log.handlers:
         handler.flush()
+    metrics = sys.modules.get("guestbook.metrics")  # loaded by the app, if the worker loaded it
+    if metrics is not None:
+        metrics.flush()
 
 
 # --- Metrics (guestbook/metrics.py) ----------------------------------------------------------

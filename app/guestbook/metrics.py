@@ -15,6 +15,13 @@ every process when Prometheus scrapes it. (Documentation: prometheus.github.io/c
   never a write to the container's disk, so metrics add no per-request disk write (every tier's
   logs are batched for the same reason, logs.py).
 
+Requests are tallied in the worker's own memory and written into those files once a second
+(`flush`, by a thread of each worker; and when a worker exits): a write into a mapped file goes
+through prometheus_client's lock and its struct packing, and three of them per request (the
+counter, the histogram's sum and its bucket) were two thirds of the counting's cost. The price:
+the figures reach Prometheus up to a second later, and a worker that is killed outright loses
+its last second's tally (docs/monitoring.md, "What monitoring costs").
+
 Without PROMETHEUS_MULTIPROC_DIR (the unit tests, `flask run`) the same metrics live in the
 process's own memory.
 
@@ -22,7 +29,10 @@ The metrics are module-level objects, made once per process: prometheus_client r
 of the same name in one registry, and create_app may run several times in one process (the tests).
 """
 
+import os
+import threading
 import time
+from bisect import bisect_left
 
 from flask import Flask
 from prometheus_client import Counter, Gauge, Histogram
@@ -36,12 +46,20 @@ REQUESTS = Counter(
 )
 # Buckets from 2.5 ms (a request that does not touch the database) to 10 s (beyond the database's
 # 5 s statement_timeout): the p95 of any request the app answers falls between two of them.
+LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENCY = Histogram(
     "guestbook_request_duration_seconds",
     "Time from the app receiving a request to its response, by endpoint.",
     ["endpoint"],
-    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=LATENCY_BUCKETS,
 )
+# The histogram's upper bounds as prometheus_client keeps them (+Inf last): a duration falls in
+# the first bucket whose bound is >= it, as Histogram.observe decides.
+_BOUNDS = (*LATENCY_BUCKETS, float("inf"))
+# How often each worker writes its tally into its metric files (Prometheus scrapes every 2 s).
+# 0: no tally, every request written at once, as before (the load tests' metrics-unbatched
+# configuration measures the difference).
+FLUSH_SECONDS = float(os.environ.get("METRICS_FLUSH_SECONDS", "1"))
 # Gauges say how to add up the processes: "livesum" adds the live workers' values (a dead worker's
 # connections are gone with it), "livemax" takes the largest.
 POOL_IN_USE = Gauge(
@@ -70,6 +88,8 @@ def init_app(app: Flask) -> None:
     if not app.config["METRICS_ENABLED"]:
         return
     app.wsgi_app = CountRequests(app.wsgi_app)
+    if FLUSH_SECONDS > 0:
+        start_flushing()
 
 
 class CountRequests:
@@ -82,9 +102,10 @@ class CountRequests:
     Flask checks on every request whether each hook is a coroutine function, and the hooks read
     the request through Flask's context-local proxies. Counted in instructions (callgrind, in the
     app image, /api/whoami called at the WSGI level; the app alone takes ~420,000), the hooks'
-    counting took 61,000 a request and this takes 32,000, of which prometheus_client's three
-    writes into the worker's mapped file (the counter, the histogram's sum and its bucket) are
-    21,000 (docs/monitoring.md, "What monitoring costs").
+    counting took 61,000 a request and this took 32,000, of which prometheus_client's three
+    writes into the worker's mapped file (the counter, the histogram's sum and its bucket) were
+    21,000; those writes are now made once a second for all the requests since (`count`, `flush`;
+    docs/monitoring.md, "What monitoring costs").
     """
 
     def __init__(self, wsgi_app) -> None:
@@ -117,29 +138,86 @@ def endpoint_of(request) -> str:
     return rule.rule if rule is not None else "unmatched"
 
 
-# The counter and histogram series of each (endpoint, method, status, web) seen so far. `labels()`
-# finds a series from its label values each time (checks, a lock, a lookup); this remembers it,
-# one dictionary lookup per request. Bounded as the series are: endpoints are URL rules, statuses
-# a few dozen, web a node name. Shared by a worker's threads: two that meet a new key at once both
-# store it, and labels() gives both the same series, so no count is lost.
-_series: dict[tuple[str, str, str, str], tuple] = {}
+# The worker's tally since its last flush: for each (endpoint, method, status, web), a list of
+# [requests, seconds in all, requests in each latency bucket...]. Bounded as the series are:
+# endpoints are URL rules, statuses a few dozen, web a node name. A worker's threads share it, so
+# it is changed under a lock (an uncontended lock costs far less than one write into a mapped file).
+_tally: dict[tuple[str, str, str, str], list] = {}
+_tally_lock = threading.Lock()
 
 
 def count(endpoint: str, environ: dict, status: str, seconds: float) -> None:
+    """Add one answered request to the worker's tally (written out by `flush`)."""
     method = environ["REQUEST_METHOD"]
     # nginx sets X-Web on every request it forwards; anything else is shortened, for the same
     # reason (a client reaching the app directly could send any value).
     web = environ.get("HTTP_X_WEB", "none")[:16]
     key = (endpoint, method, status, web)
+    if FLUSH_SECONDS == 0:
+        write_at_once(key, seconds)
+        return
+    bucket = 2 + bisect_left(_BOUNDS, seconds)
+    with _tally_lock:
+        tally = _tally.get(key)
+        if tally is None:
+            tally = _tally[key] = [0, 0.0] + [0] * len(_BOUNDS)
+        tally[0] += 1
+        tally[1] += seconds
+        tally[bucket] += 1
+
+
+def flush() -> None:
+    """Write the tally into the metrics (in multiprocess mode, the worker's mapped files) and
+    start a new one. What Histogram.observe would have written, request by request: the sum, and
+    one count per bucket (prometheus_client stores the buckets uncumulated, as here)."""
+    global _tally
+    with _tally_lock:
+        tally, _tally = _tally, {}
+    for (endpoint, method, status, web), (requests, seconds, *buckets) in tally.items():
+        REQUESTS.labels(endpoint, method, status, web).inc(requests)
+        latency = LATENCY.labels(endpoint)
+        latency._sum.inc(seconds)
+        for value, requests_in_bucket in zip(latency._buckets, buckets, strict=True):
+            if requests_in_bucket:
+                value.inc(requests_in_bucket)
+
+
+# METRICS_FLUSH_SECONDS=0 only: the counter and histogram series of each key seen so far (labels()
+# finds a series from its label values each time: checks, a lock, a lookup).
+_series: dict[tuple[str, str, str, str], tuple] = {}
+
+
+def write_at_once(key: tuple[str, str, str, str], seconds: float) -> None:
+    """One request written into the metrics at once: three writes into the worker's mapped file
+    (the counter, the histogram's sum and its bucket)."""
     series = _series.get(key)
     if series is None:
-        series = _series[key] = (
-            REQUESTS.labels(endpoint, method, status, web),
-            LATENCY.labels(endpoint),
-        )
+        series = _series[key] = (REQUESTS.labels(*key), LATENCY.labels(key[0]))
     requests, latency = series
     requests.inc()
     latency.observe(seconds)
+
+
+# The process whose flushing thread runs: threads do not survive a fork, so each Gunicorn worker
+# (which loads the app after the fork: preload_app is off) starts its own, once.
+_flushing_in_pid = 0
+
+
+def start_flushing() -> None:
+    """Start this process's thread that flushes the tally every FLUSH_SECONDS (once per process,
+    however many apps it creates). A daemon thread: it never holds a worker's exit up; Gunicorn's
+    worker_exit hook flushes what is left (gunicorn.conf.py)."""
+    global _flushing_in_pid
+    if _flushing_in_pid == os.getpid():
+        return
+    _flushing_in_pid = os.getpid()
+
+    def flush_periodically() -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            flush()
+
+    threading.Thread(target=flush_periodically, name="metrics-flush", daemon=True).start()
 
 
 def watch_pool(engine: Engine, capacity: int) -> None:

@@ -1,20 +1,39 @@
 """The app's request counting (guestbook/metrics.py), read back from prometheus_client's registry:
 each request counted once in its own series, its latency observed once, errors included."""
 
+import threading
+import time
+
+import pytest
 from flask.testing import FlaskClient
-from prometheus_client import REGISTRY
+from guestbook import metrics
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from .conftest import dispose, make_app
 
 
-def requests(endpoint: str, status: str, web: str) -> float:
-    labels = {"endpoint": endpoint, "method": "GET", "status": status, "web": web}
+def requests(endpoint: str, status: str, web: str, method: str = "GET") -> float:
+    """The series' count as Prometheus would read it, once the tally is written (flush)."""
+    metrics.flush()
+    labels = {"endpoint": endpoint, "method": method, "status": status, "web": web}
     return REGISTRY.get_sample_value("guestbook_requests_total", labels) or 0.0
 
 
 def latencies(endpoint: str) -> float:
+    metrics.flush()
     labels = {"endpoint": endpoint}
     return REGISTRY.get_sample_value("guestbook_request_duration_seconds_count", labels) or 0.0
+
+
+def latency_samples(registry: CollectorRegistry, name: str, endpoint: str) -> dict[str, float]:
+    """A histogram's buckets (by `le`), sum and count for one endpoint."""
+    return {
+        sample.labels.get("le", sample.name.rsplit("_", 1)[-1]): sample.value
+        for metric in registry.collect()
+        if metric.name == name
+        for sample in metric.samples
+        if sample.labels.get("endpoint") == endpoint and not sample.name.endswith("_created")
+    }
 
 
 def test_each_request_is_counted_once_in_its_own_series(client: FlaskClient) -> None:
@@ -58,4 +77,58 @@ def test_a_handler_that_fails_is_counted_as_its_500_under_its_own_rule() -> None
     answer = app.test_client().get("/api/fails/7", headers={"X-Web": "web1"})
     assert answer.status_code == 500 and "error" in answer.get_json()
     assert requests("/api/fails/<int:n>", "500", "web1") == before + 1
+    dispose(app)
+
+
+def test_the_tally_writes_what_observing_each_request_would_have() -> None:
+    # Durations on a bucket's bound (le is "less than or equal"), between bounds, and past the
+    # last one (+Inf): the flushed histogram must equal one that observed each request itself.
+    durations = [0.001, 0.0025, 0.003, 0.005, 0.2, 0.25, 9.0, 10.0, 12.5, 0.0]
+    direct = CollectorRegistry()
+    observed = Histogram(
+        "direct_seconds", "d", ["endpoint"], buckets=metrics.LATENCY_BUCKETS, registry=direct
+    )
+    before = latency_samples(REGISTRY, "guestbook_request_duration_seconds", "/tally/check")
+    for seconds in durations:
+        observed.labels("/tally/check").observe(seconds)
+        metrics.count("/tally/check", {"REQUEST_METHOD": "GET"}, "200", seconds)
+    assert requests("/tally/check", "200", "none") == len(durations)  # flushes
+
+    after = latency_samples(REGISTRY, "guestbook_request_duration_seconds", "/tally/check")
+    expected = latency_samples(direct, "direct_seconds", "/tally/check")
+    assert set(after) == set(expected) and len(expected) == len(metrics.LATENCY_BUCKETS) + 3
+    for label, value in expected.items():
+        assert after[label] - before.get(label, 0.0) == value, label
+
+
+def test_no_count_is_lost_between_threads() -> None:
+    # Gunicorn's gthread worker answers on several threads at once; each adds to one tally.
+    before = requests("/tally/threads", "200", "web1", method="POST")
+    environ = {"REQUEST_METHOD": "POST", "HTTP_X_WEB": "web1"}
+
+    def answer_many() -> None:
+        for _ in range(5000):
+            metrics.count("/tally/threads", environ, "200", 0.001)
+
+    threads = [threading.Thread(target=answer_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert requests("/tally/threads", "200", "web1", method="POST") == before + 20_000
+
+
+def test_the_flushing_thread_writes_the_tally_by_itself() -> None:
+    # An app with metrics on starts the process's flushing thread (once); a request's count then
+    # reaches the registry within about FLUSH_SECONDS, with no flush called here.
+    if metrics.FLUSH_SECONDS == 0:
+        pytest.skip("METRICS_FLUSH_SECONDS=0: every request is written at once, no thread")
+    app = make_app(DATABASE_URL="postgresql+psycopg://u:x@127.0.0.1:1/db")
+    labels = {"endpoint": "/api/whoami", "method": "GET", "status": "200", "web": "flusher"}
+    assert app.test_client().get("/api/whoami", headers={"X-Web": "flusher"}).status_code == 200
+    deadline = time.monotonic() + 10 * metrics.FLUSH_SECONDS
+    while not REGISTRY.get_sample_value("guestbook_requests_total", labels):
+        assert time.monotonic() < deadline, "the tally was not written within 10 flush periods"
+        time.sleep(0.05)
+    assert [t.name for t in threading.enumerate()].count("metrics-flush") == 1
     dispose(app)
