@@ -92,11 +92,11 @@ class Stack:
         image's user or as `user`. With `timeout`, a command still running after that many
         seconds is ended and reported as exit code 124 (as coreutils' timeout does)."""
         as_user = ("--user", user) if user else ()
-        command = ("exec", "-T", *as_user, service, *command)
+        args = ("exec", "-T", *as_user, service, *command)
         try:
-            return self.docker_compose(*command, check=False, timeout=timeout)
+            return self.docker_compose(*args, check=False, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(command, 124, "", f"timed out after {timeout}s")
+            return subprocess.CompletedProcess(args, 124, "", f"timed out after {timeout}s")
 
     def docker_compose(
         self, *args: str, check: bool = True, timeout: float | None = None
