@@ -58,7 +58,7 @@ class DatabaseBreaker:
         self._open_until = time.monotonic() + self.retry_interval
         self._down = True
         self._attempt_until = 0.0
-        metrics.breaker_tripped()
+        metrics.breaker_tripped(self, self._open_until)
 
     def before_connect(self) -> None:
         """Before a new connection: while the database is down, let one thread try at a time."""
@@ -73,7 +73,7 @@ class DatabaseBreaker:
     def connected(self) -> None:
         """A new connection succeeded: the database is back."""
         if self._down:
-            metrics.breaker_closed()
+            metrics.breaker_closed(self)
         self._down = False
         self._attempt_until = 0.0
 

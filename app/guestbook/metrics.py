@@ -60,6 +60,12 @@ _BOUNDS = (*LATENCY_BUCKETS, float("inf"))
 # 0: no tally, every request written at once, as before (the load tests' metrics-unbatched
 # configuration measures the difference).
 FLUSH_SECONDS = float(os.environ.get("METRICS_FLUSH_SECONDS", "1"))
+# How long a worker reports its breaker's last trip (guestbook_db_breaker_down), when nothing has
+# tried the database since: a worker that gets no request after an outage learns nothing new, and
+# without this it would report the database down until its next request, minutes later perhaps.
+# Longer than the breaker's retry interval and a scrape interval, so that an outage with traffic
+# reads as one steady 1, not as blinks.
+BREAKER_REPORTED_FOR = 5.0
 # Gauges say how to add up the processes: "livesum" adds the live workers' values (a dead worker's
 # connections are gone with it), "livemax" takes the largest.
 POOL_IN_USE = Gauge(
@@ -74,8 +80,9 @@ POOL_CAPACITY = Gauge(
 )
 BREAKER_OPEN = Gauge(
     "guestbook_db_breaker_down",
-    "1 while the database is considered down by at least one worker (a connection failed and none "
-    "has succeeded since: the breaker answers 503 at once), else 0.",
+    "1 while at least one worker holds the database for down: a connection failed, none has "
+    f"succeeded since, and its breaker tripped less than {BREAKER_REPORTED_FOR:g} s ago (while the "
+    "database stays down, the requests that try it trip it again every retry interval), else 0.",
     multiprocess_mode="livemax",
 )
 BREAKER_TRIPS = Counter(
@@ -88,8 +95,7 @@ def init_app(app: Flask) -> None:
     if not app.config["METRICS_ENABLED"]:
         return
     app.wsgi_app = CountRequests(app.wsgi_app)
-    if FLUSH_SECONDS > 0:
-        start_flushing()
+    start_flushing()
 
 
 class CountRequests:
@@ -205,8 +211,10 @@ _flushing_in_pid = 0
 
 def start_flushing() -> None:
     """Start this process's thread that flushes the tally every FLUSH_SECONDS (once per process,
-    however many apps it creates). A daemon thread: it never holds a worker's exit up; Gunicorn's
-    worker_exit hook flushes what is left (gunicorn.conf.py)."""
+    however many apps it creates) and lets old breaker trips go (`forget_old_trips`). With
+    METRICS_FLUSH_SECONDS=0 there is no tally, and the thread only does the latter, every second.
+    A daemon thread: it never holds a worker's exit up; Gunicorn's worker_exit hook flushes what
+    is left (gunicorn.conf.py)."""
     global _flushing_in_pid
     if _flushing_in_pid == os.getpid():
         return
@@ -214,8 +222,9 @@ def start_flushing() -> None:
 
     def flush_periodically() -> None:
         while True:
-            time.sleep(FLUSH_SECONDS)
+            time.sleep(FLUSH_SECONDS or 1.0)
             flush()
+            forget_old_trips()
 
     threading.Thread(target=flush_periodically, name="metrics-flush", daemon=True).start()
 
@@ -227,10 +236,35 @@ def watch_pool(engine: Engine, capacity: int) -> None:
     event.listen(engine, "checkin", lambda *args: POOL_IN_USE.dec())
 
 
-def breaker_tripped() -> None:
-    BREAKER_OPEN.set(1)
+# The worker's breakers that hold their database for down (an app has one per engine, breaker.py;
+# the unit tests make many apps in one process), each with the time.monotonic() until which it is
+# reported: BREAKER_REPORTED_FOR after its last trip, or longer if it stays open longer.
+_breakers_down: dict[object, float] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker_tripped(breaker: object, open_until: float) -> None:
+    with _breakers_lock:
+        _breakers_down[breaker] = max(time.monotonic() + BREAKER_REPORTED_FOR, open_until)
+        BREAKER_OPEN.set(1)
     BREAKER_TRIPS.inc()
 
 
-def breaker_closed() -> None:
-    BREAKER_OPEN.set(0)
+def breaker_closed(breaker: object) -> None:
+    """A connection succeeded: this breaker's database is back."""
+    with _breakers_lock:
+        _breakers_down.pop(breaker, None)
+        BREAKER_OPEN.set(1 if _breakers_down else 0)
+
+
+def forget_old_trips() -> None:
+    """Stop reporting the breakers whose report time is over (the flushing thread calls this every
+    second or so)."""
+    now = time.monotonic()
+    with _breakers_lock:
+        over = [breaker for breaker, until in _breakers_down.items() if until < now]
+        if not over:
+            return
+        for breaker in over:
+            del _breakers_down[breaker]
+        BREAKER_OPEN.set(1 if _breakers_down else 0)

@@ -151,3 +151,66 @@ def test_the_flushing_thread_writes_the_tally_by_itself() -> None:
         time.sleep(0.05)
     assert [t.name for t in threading.enumerate()].count("metrics-flush") == 1
     dispose(app)
+
+
+# --- The breaker's gauge -------------------------------------------------------------------------
+
+
+def breaker_down() -> float | None:
+    return REGISTRY.get_sample_value("guestbook_db_breaker_down")
+
+
+@pytest.fixture
+def no_breaker_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process with no breaker down: other tests' apps trip theirs (their databases are absent),
+    and those trips would be reported for a few seconds more."""
+    monkeypatch.setattr(metrics, "_breakers_down", {})
+    metrics.BREAKER_OPEN.set(0)
+
+
+def test_the_gauge_stays_up_until_every_breaker_of_the_worker_has_reconnected(
+    no_breaker_down: None,
+) -> None:
+    # An app with reads on the standbys has two breakers in each worker and the gauge is the
+    # worker's: the reads' engine reconnecting says nothing of the primary's.
+    primary, reads = object(), object()
+    metrics.breaker_tripped(primary, time.monotonic())
+    metrics.breaker_tripped(reads, time.monotonic())
+    assert breaker_down() == 1
+    metrics.breaker_closed(reads)
+    assert breaker_down() == 1
+    metrics.breaker_closed(primary)
+    assert breaker_down() == 0
+
+
+def test_a_trip_nothing_has_followed_up_is_reported_for_a_few_seconds_only(
+    no_breaker_down: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that gets no request after an outage never reconnects: without this, it would
+    # report the database down for as long as it stays idle (it failed one CI run's check).
+    monkeypatch.setattr(metrics, "BREAKER_REPORTED_FOR", 0.2)
+    breaker, still_open = object(), object()
+    metrics.breaker_tripped(breaker, time.monotonic())
+    metrics.breaker_tripped(still_open, time.monotonic() + 60)  # a long retry interval
+    metrics.forget_old_trips()
+    assert breaker_down() == 1  # too early to forget either
+    time.sleep(0.3)
+    metrics.forget_old_trips()
+    assert set(metrics._breakers_down) == {still_open}  # reported while it answers 503s
+    assert breaker_down() == 1
+    metrics.breaker_closed(still_open)
+    assert breaker_down() == 0
+
+
+def test_the_flushing_thread_forgets_old_trips_by_itself(
+    no_breaker_down: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics, "BREAKER_REPORTED_FOR", 0.0)
+    app = make_app(DATABASE_URL="postgresql+psycopg://u:x@127.0.0.1:1/db")  # starts the thread
+    metrics.breaker_tripped(object(), time.monotonic())
+    assert breaker_down() == 1
+    deadline = time.monotonic() + 10 * max(metrics.FLUSH_SECONDS, 1.0)
+    while breaker_down() != 0:
+        assert time.monotonic() < deadline, "the trip was still reported after 10 flush periods"
+        time.sleep(0.05)
+    dispose(app)
