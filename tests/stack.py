@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,23 @@ def patroni_members(stack: Stack) -> list[dict]:
         if result.returncode == 0 and result.stdout.strip().startswith("["):
             return json.loads(result.stdout)
     return []
+
+
+def promoted_at(stack: Stack, node: str) -> float | None:
+    """When `node` last became primary, as Patroni recorded it in the cluster's history (`patronictl
+    history`: the new timeline, the time of the promotion, the new leader), in seconds since the
+    epoch: the containers share the host's clock. None if the history names no such promotion.
+    Read from the history, not from polling: a poll sees the promotion only when its next round
+    comes, and each round of `docker exec` takes longer the busier the machine."""
+    result = stack.exec(node, "patronictl", "-c", "/run/patroni", "history", "--format", "json")
+    if result.returncode != 0 or not result.stdout.strip().startswith("["):
+        return None
+    times = [
+        datetime.fromisoformat(entry["Timestamp"]).timestamp()
+        for entry in json.loads(result.stdout)
+        if entry.get("New Leader") == node and entry.get("Timestamp")
+    ]
+    return max(times, default=None)
 
 
 def db_primary(stack: Stack) -> str | None:

@@ -20,7 +20,8 @@ Requests are tallied in the worker's own memory and written into those files onc
 through prometheus_client's lock and its struct packing, and three of them per request (the
 counter, the histogram's sum and its bucket) were two thirds of the counting's cost. The price:
 the figures reach Prometheus up to a second later, and a worker that is killed outright loses
-its last second's tally (docs/monitoring.md, "What monitoring costs").
+its last second's tally (docs/monitoring.md, "What monitoring costs"). The same thread reads
+the database pools' use once a second, instead of following every checkout (`sample_pools`).
 
 Without PROMETHEUS_MULTIPROC_DIR (the unit tests, `flask run`) the same metrics live in the
 process's own memory.
@@ -32,6 +33,7 @@ of the same name in one registry, and create_app may run several times in one pr
 import os
 import threading
 import time
+import weakref
 from bisect import bisect_left
 
 from flask import Flask
@@ -56,9 +58,9 @@ LATENCY = Histogram(
 # The histogram's upper bounds as prometheus_client keeps them (+Inf last): a duration falls in
 # the first bucket whose bound is >= it, as Histogram.observe decides.
 _BOUNDS = (*LATENCY_BUCKETS, float("inf"))
-# How often each worker writes its tally into its metric files (Prometheus scrapes every 2 s).
-# 0: no tally, every request written at once, as before (the load tests' metrics-unbatched
-# configuration measures the difference).
+# How often each worker writes its tally into its metric files and reads its pools (Prometheus
+# scrapes every 2 s). 0: no tally, every request and every pool checkout written at once, as
+# before (the load tests' metrics-unbatched configuration measures the difference).
 FLUSH_SECONDS = float(os.environ.get("METRICS_FLUSH_SECONDS", "1"))
 # How long a worker reports its breaker's last trip (guestbook_db_breaker_down), when nothing has
 # tried the database since: a worker that gets no request after an outage learns nothing new, and
@@ -211,8 +213,9 @@ _flushing_in_pid = 0
 
 def start_flushing() -> None:
     """Start this process's thread that flushes the tally every FLUSH_SECONDS (once per process,
-    however many apps it creates) and lets old breaker trips go (`forget_old_trips`). With
-    METRICS_FLUSH_SECONDS=0 there is no tally, and the thread only does the latter, every second.
+    however many apps it creates), reads the pools (`sample_pools`) and lets old breaker trips go
+    (`forget_old_trips`). With METRICS_FLUSH_SECONDS=0 there is no tally and the pools report
+    every checkout themselves: the thread only does the last, every second.
     A daemon thread: it never holds a worker's exit up; Gunicorn's worker_exit hook flushes what
     is left (gunicorn.conf.py)."""
     global _flushing_in_pid
@@ -224,16 +227,41 @@ def start_flushing() -> None:
         while True:
             time.sleep(FLUSH_SECONDS or 1.0)
             flush()
+            sample_pools()
             forget_old_trips()
 
     threading.Thread(target=flush_periodically, name="metrics-flush", daemon=True).start()
 
 
+# The engines whose pools this worker reports (an app has one or two; the unit tests make many
+# apps in one process: a weak set, so an app that is gone takes its engines out of it).
+_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
 def watch_pool(engine: Engine, capacity: int) -> None:
-    """Follow the engine's pool: a connection checked out (in use by a request) or checked in."""
+    """Report the engine's pool: connections checked out (in use by a request) against capacity.
+
+    Read once a second by the flushing thread (`sample_pools`), not followed on every checkout
+    and checkin: SQLAlchemy's pool events, with a listener, and two writes into the mapped file
+    cost every database request something, for a gauge Prometheus reads every few seconds anyway.
+    With METRICS_FLUSH_SECONDS=0 the events are followed as before (the metrics-unbatched load
+    test configuration)."""
     POOL_CAPACITY.inc(capacity)
-    event.listen(engine, "checkout", lambda *args: POOL_IN_USE.inc())
-    event.listen(engine, "checkin", lambda *args: POOL_IN_USE.dec())
+    if FLUSH_SECONDS == 0:
+        event.listen(engine, "checkout", lambda *args: POOL_IN_USE.inc())
+        event.listen(engine, "checkin", lambda *args: POOL_IN_USE.dec())
+    else:
+        _engines.add(engine)
+
+
+def sample_pools() -> None:
+    """Set the pool gauge to the connections this worker's pools have checked out now. Read
+    without the pools' lock: a count that a checkout changes while it is read is off by one for
+    a second."""
+    if FLUSH_SECONDS == 0:
+        return
+    # engine.pool, not a pool kept from before: engine.dispose() gives the engine a new pool.
+    POOL_IN_USE.set(sum(engine.pool.checkedout() for engine in list(_engines)))
 
 
 # The worker's breakers that hold their database for down (an app has one per engine, breaker.py;

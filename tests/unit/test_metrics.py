@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from guestbook import metrics
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from sqlalchemy import URL
 
 from .conftest import dispose, make_app
 
@@ -214,3 +215,28 @@ def test_the_flushing_thread_forgets_old_trips_by_itself(
         assert time.monotonic() < deadline, "the trip was still reported after 10 flush periods"
         time.sleep(0.05)
     dispose(app)
+
+
+# --- The pools' gauge ----------------------------------------------------------------------------
+
+
+def test_the_pool_gauge_reads_what_the_pools_have_checked_out(app_db_url: URL) -> None:
+    if metrics.FLUSH_SECONDS == 0:
+        pytest.skip("METRICS_FLUSH_SECONDS=0: each checkout is written at once, nothing is read")
+    app = make_app(DATABASE_URL=app_db_url.render_as_string(hide_password=False))
+    engine = app.extensions["guestbook.engine"]
+
+    def in_use() -> float | None:
+        metrics.sample_pools()
+        return REGISTRY.get_sample_value("guestbook_db_pool_in_use")
+
+    try:
+        before = in_use()  # other tests' apps may still be alive, their pools idle
+        with engine.connect(), engine.connect():
+            assert in_use() == before + 2
+        assert in_use() == before
+        engine.dispose()  # the engine gets a new pool; the gauge follows it
+        with engine.connect():
+            assert in_use() == before + 1
+    finally:
+        dispose(app)
