@@ -30,6 +30,7 @@ The metrics are module-level objects, made once per process: prometheus_client r
 of the same name in one registry, and create_app may run several times in one process (the tests).
 """
 
+import logging
 import os
 import threading
 import time
@@ -58,6 +59,7 @@ LATENCY = Histogram(
 # The histogram's upper bounds as prometheus_client keeps them (+Inf last): a duration falls in
 # the first bucket whose bound is >= it, as Histogram.observe decides.
 _BOUNDS = (*LATENCY_BUCKETS, float("inf"))
+log = logging.getLogger(__name__)
 # How often each worker writes its tally into its metric files and reads its pools (Prometheus
 # scrapes every 2 s). 0: no tally, every request and every pool checkout written at once, as
 # before (the load tests' metrics-unbatched configuration measures the difference).
@@ -226,11 +228,19 @@ def start_flushing() -> None:
     def flush_periodically() -> None:
         while True:
             time.sleep(FLUSH_SECONDS or 1.0)
-            flush()
-            sample_pools()
-            forget_old_trips()
+            tick()
 
     threading.Thread(target=flush_periodically, name="metrics-flush", daemon=True).start()
+
+
+def tick() -> None:
+    """What the flushing thread does each period. An error is logged, never raised: the thread
+    would die with it, and the worker's figures would stop moving without a word."""
+    for step in (flush, sample_pools, forget_old_trips):
+        try:
+            step()
+        except Exception:
+            log.exception("metrics: %s failed; the figures may lag", step.__name__)
 
 
 # The engines whose pools this worker reports (an app has one or two; the unit tests make many

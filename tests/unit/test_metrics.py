@@ -240,3 +240,18 @@ def test_the_pool_gauge_reads_what_the_pools_have_checked_out(app_db_url: URL) -
             assert in_use() == before + 1
     finally:
         dispose(app)
+
+
+def test_an_error_in_one_step_of_the_flushing_thread_is_logged_and_the_others_still_run(
+    no_breaker_down: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise OSError("No space left on device")  # /dev/shm full, say
+
+    broken.__name__ = "flush"
+    monkeypatch.setattr(metrics, "flush", broken)
+    monkeypatch.setattr(metrics, "BREAKER_REPORTED_FOR", 0.0)
+    metrics.breaker_tripped(object(), time.monotonic())
+    metrics.tick()  # must not raise: it runs in a thread that would die with the error
+    assert "metrics: flush failed" in caplog.text and "No space left" in caplog.text
+    assert breaker_down() == 0  # the step after the failed one ran
