@@ -78,8 +78,8 @@ class Config:
     # without monitoring: the load tests' no-monitoring configuration measures the difference.
     METRICS_ENABLED = os.environ.get("METRICS_ENABLED", "1") == "1"
     # (METRICS_FLUSH_SECONDS, how often each worker writes its tally of requests into its metric
-    # files, is read by metrics.py itself: its request path reads it on every request, with no
-    # app at hand. Default 1; 0 writes each request at once.)
+    # files and reads its pools' use, is read by metrics.py itself: its request path reads it on
+    # every request, with no app at hand. Default 1; 0 writes each request and checkout at once.)
 
 
 def read_secret(path: str) -> str:

@@ -295,10 +295,10 @@ def breaker_closed(breaker: object) -> None:
         BREAKER_OPEN.set(1 if _breakers_down else 0)
 
 
-def forget_old_trips() -> None:
-    """Stop reporting the breakers whose report time is over (the flushing thread calls this every
-    second or so)."""
-    now = time.monotonic()
+def forget_old_trips(now: float | None = None) -> None:
+    """Stop reporting the breakers whose report time is over at `now` (time.monotonic() if not
+    given; the flushing thread calls this every second or so)."""
+    now = time.monotonic() if now is None else now
     with _breakers_lock:
         over = [breaker for breaker, until in _breakers_down.items() if until < now]
         if not over:

@@ -4,6 +4,7 @@ each request counted once in its own series, its latency observed once, errors i
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from flask.testing import FlaskClient
@@ -36,6 +37,15 @@ def latency_samples(registry: CollectorRegistry, name: str, endpoint: str) -> di
         for sample in metric.samples
         if sample.labels.get("endpoint") == endpoint and not sample.name.endswith("_created")
     }
+
+
+def within_flush_periods(periods: int, done: Callable[[], object], what: str) -> None:
+    """Wait until the flushing thread has done something: `done()` true within `periods` of its
+    periods (a second each when METRICS_FLUSH_SECONDS=0), checked every 50 ms."""
+    deadline = time.monotonic() + periods * (metrics.FLUSH_SECONDS or 1.0)
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not done within {periods} flush periods"
+        time.sleep(0.05)
 
 
 def test_each_request_is_counted_once_in_its_own_series(client: FlaskClient) -> None:
@@ -146,10 +156,9 @@ def test_the_flushing_thread_writes_the_tally_by_itself() -> None:
     app = make_app(DATABASE_URL="postgresql+psycopg://u:x@127.0.0.1:1/db")
     labels = {"endpoint": "/api/whoami", "method": "GET", "status": "200", "web": "flusher"}
     assert app.test_client().get("/api/whoami", headers={"X-Web": "flusher"}).status_code == 200
-    deadline = time.monotonic() + 10 * metrics.FLUSH_SECONDS
-    while not REGISTRY.get_sample_value("guestbook_requests_total", labels):
-        assert time.monotonic() < deadline, "the tally was not written within 10 flush periods"
-        time.sleep(0.05)
+    within_flush_periods(
+        10, lambda: REGISTRY.get_sample_value("guestbook_requests_total", labels), "the tally"
+    )
     assert [t.name for t in threading.enumerate()].count("metrics-flush") == 1
     dispose(app)
 
@@ -185,18 +194,17 @@ def test_the_gauge_stays_up_until_every_breaker_of_the_worker_has_reconnected(
 
 
 def test_a_trip_nothing_has_followed_up_is_reported_for_a_few_seconds_only(
-    no_breaker_down: None, monkeypatch: pytest.MonkeyPatch
+    no_breaker_down: None,
 ) -> None:
     # A worker that gets no request after an outage never reconnects: without this, it would
     # report the database down for as long as it stays idle (it failed one CI run's check).
-    monkeypatch.setattr(metrics, "BREAKER_REPORTED_FOR", 0.2)
     breaker, still_open = object(), object()
-    metrics.breaker_tripped(breaker, time.monotonic())
-    metrics.breaker_tripped(still_open, time.monotonic() + 60)  # a long retry interval
-    metrics.forget_old_trips()
+    tripped = time.monotonic()
+    metrics.breaker_tripped(breaker, tripped)
+    metrics.breaker_tripped(still_open, tripped + 60)  # a long retry interval
+    metrics.forget_old_trips(now=tripped + metrics.BREAKER_REPORTED_FOR - 1)
     assert breaker_down() == 1  # too early to forget either
-    time.sleep(0.3)
-    metrics.forget_old_trips()
+    metrics.forget_old_trips(now=tripped + metrics.BREAKER_REPORTED_FOR + 1)
     assert set(metrics._breakers_down) == {still_open}  # reported while it answers 503s
     assert breaker_down() == 1
     metrics.breaker_closed(still_open)
@@ -210,10 +218,7 @@ def test_the_flushing_thread_forgets_old_trips_by_itself(
     app = make_app(DATABASE_URL="postgresql+psycopg://u:x@127.0.0.1:1/db")  # starts the thread
     metrics.breaker_tripped(object(), time.monotonic())
     assert breaker_down() == 1
-    deadline = time.monotonic() + 10 * max(metrics.FLUSH_SECONDS, 1.0)
-    while breaker_down() != 0:
-        assert time.monotonic() < deadline, "the trip was still reported after 10 flush periods"
-        time.sleep(0.05)
+    within_flush_periods(10, lambda: breaker_down() == 0, "forgetting the trip")
     dispose(app)
 
 
