@@ -90,6 +90,7 @@ def run(
         "cpu_cores": round(m.cpu_cores, 2),
         "cpu_by_tier": measure.by_tier(m.tiers),
         "cpu_series": m.cpu_series,
+        "noise": m.noise,
     }
 
 
@@ -154,5 +155,6 @@ def pgbench(
         "cpu_cores": None,  # pgbench runs in a container, outside the harness's process tree
         "cpu_by_tier": measure.by_tier(m.tiers),
         "cpu_series": m.cpu_series,
+        "noise": m.noise,
         **({} if tps else {"error": (m.stderr or m.stdout)[-300:]}),
     }

@@ -86,7 +86,17 @@ def summarise(runs: list[dict]) -> dict:
         "cpu_warning": any(r.get("cpu_warning") for r in runs),
         "cpu_ms": cpu_ms,
         "repeats": len(runs),
+        "each": [each_repeat(r, p["total"]) for r, p in zip(runs, per_request, strict=True)],
     }
+
+
+def each_repeat(run: dict, cpu_ms: float | None) -> dict:
+    """One repeat's figures beside the machine's noise during it (measure.noise_between): the
+    cores the stack and the generator kept busy, the whole CPU per request, steal, iowait, and
+    I/O stall. A slow repeat with the same CPU per request had fewer cores (steal, waits); one
+    with more CPU per request did more work per request, or ran on slower cores."""
+    cores = sum(run.get("cpu_by_tier", {}).values()) + (run.get("cpu_cores") or 0.0)
+    return {"rps": run["rps"], "cores": round(cores, 2), "cpu_ms": cpu_ms, **run.get("noise", {})}
 
 
 def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
@@ -121,7 +131,33 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
             cells = [report.fmt(r["cpu_ms"][k], 3) for k in [*CPU_COLUMNS, "total"]]
             parts.append(report.row(c, *cells))
         parts.append("")
+        if any(len(r.get("each", [])) > 1 for r in rows.values()):
+            parts.append(f"Each repeat and the machine's noise during it, {s.name}:\n")
+            parts.append(repeat_table(rows))
+            parts.append("")
     return "\n".join(parts)
+
+
+def repeat_table(rows: dict[str, dict]) -> str:
+    """Every repeat of one scenario: its req/s, cores busy, CPU per request, and the machine's
+    steal, iowait (% of all CPU time) and I/O stall (% of the time some task waited on I/O)."""
+    header = ["configuration", "repeat", "req/s", "cores busy", "CPU ms/request", "steal %"]
+    lines = [report.row(*header, "iowait %", "I/O stall %"), "|---|---|---|---|---|---|---|---|"]
+    for c, r in rows.items():
+        for i, e in enumerate(r.get("each", []), 1):
+            lines.append(
+                report.row(
+                    c,
+                    str(i),
+                    report.fmt(e["rps"]),
+                    report.fmt(e["cores"], 2),
+                    report.fmt(e["cpu_ms"], 3),
+                    report.fmt(e.get("steal_pct"), 2),
+                    report.fmt(e.get("iowait_pct"), 2),
+                    report.fmt(e.get("io_stall_pct"), 1),
+                )
+            )
+    return "\n".join(lines)
 
 
 def targets(summary: dict, repeats: int) -> list[dict]:

@@ -50,6 +50,7 @@ def run(
         "processes": processes,
         "cpu_by_tier": measure.by_tier(m.tiers),
         "cpu_series": m.cpu_series,
+        "noise": m.noise,
     }
 
 

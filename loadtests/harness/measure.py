@@ -17,6 +17,13 @@ Figures are in cores: 1.0 = one core busy the whole time, over the steady part o
 first 2 s, start-up, and the last sample, shutdown, are left out; a run too short for that, a
 smoke run's, is taken whole).
 
+Over the same steady span it reads what the machine under the stack did to the run, the noise a
+repeat cannot control (`noise_between`): the share of CPU time the hypervisor gave to other guests
+(steal), the share the cores sat idle waiting for the disk (iowait), and the share of the time
+some task was stalled on I/O (the kernel's pressure-stall figure, /proc/pressure/io, where the
+kernel has it). Beside each repeat's req/s, they tell a slow repeat the machine slowed from one
+the stack slowed itself.
+
 Before each run, `wait_for_quiet` checks that the machine is idle: a run that starts while
 something else (a build, another benchmark, PostgreSQL's checkpoint after the last run) still
 takes the cores measures the left-overs. The reading goes into the report beside the run.
@@ -160,6 +167,37 @@ class Measured:
     tiers: dict[str, float] = field(default_factory=dict)  # container or "docker" -> cores
     # [seconds since the start, {container: cores}] per sampling interval: the run's CPU over time.
     cpu_series: list = field(default_factory=list)
+    # The machine's noise over the steady part: steal_pct, iowait_pct, io_stall_pct.
+    noise: dict[str, float] = field(default_factory=dict)
+
+
+def machine_counters() -> dict[str, float]:
+    """The whole machine's cumulative CPU seconds (all cores: total, steal, iowait) and seconds of
+    I/O stall (`io_stall`: some task waiting on I/O; absent where the kernel has no PSI)."""
+    t = psutil.cpu_times()
+    counters = {
+        "total": sum(t),
+        "steal": getattr(t, "steal", 0.0),
+        "iowait": getattr(t, "iowait", 0.0),
+    }
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        # "some avg10=0.00 avg60=0.00 avg300=0.00 total=1892712": total in microseconds
+        first = Path("/proc/pressure/io").read_text(encoding="ascii").splitlines()[0]
+        counters["io_stall"] = int(first.rsplit("total=", 1)[1]) / 1e6
+    return counters
+
+
+def noise_between(first: dict[str, float], last: dict[str, float], span: float) -> dict[str, float]:
+    """Steal and iowait as % of all CPU time, I/O stall as % of the wall time, between two
+    readings of `machine_counters` taken `span` seconds apart."""
+    cpu = last["total"] - first["total"]
+    found = {}
+    if cpu > 0:
+        found["steal_pct"] = round(100 * (last["steal"] - first["steal"]) / cpu, 2)
+        found["iowait_pct"] = round(100 * (last["iowait"] - first["iowait"]) / cpu, 2)
+    if span > 0 and "io_stall" in first and "io_stall" in last:
+        found["io_stall_pct"] = round(100 * (last["io_stall"] - first["io_stall"]) / span, 1)
+    return found
 
 
 class Sampler(threading.Thread):
@@ -171,7 +209,8 @@ class Sampler(threading.Thread):
         self.stop_event = threading.Event()
         self.seen: dict[int, float] = {}  # pid -> last CPU seconds read, for the generator's tree
         self.docker_seen: dict[int, tuple[str, float]] = {}
-        self.readings: list[tuple[float, float, float, dict[str, float]]] = []
+        # (time, generator's CPU seconds, machine CPU %, {container: CPU seconds}, machine counters)
+        self.readings: list[tuple[float, float, float, dict[str, float], dict[str, float]]] = []
 
     def tree_seconds(self) -> float:
         try:
@@ -203,7 +242,8 @@ class Sampler(threading.Thread):
             with contextlib.suppress(OSError, ValueError):
                 tiers[name] = read_cgroup_seconds(path)
         tiers |= self.docker_seconds()
-        self.readings.append((time.monotonic(), self.tree_seconds(), psutil.cpu_percent(), tiers))
+        now, generator, machine = time.monotonic(), self.tree_seconds(), psutil.cpu_percent()
+        self.readings.append((now, generator, machine, tiers, machine_counters()))
 
     def run(self) -> None:
         psutil.cpu_percent()
@@ -241,6 +281,7 @@ class Sampler(threading.Thread):
             "cpu_cores_max": max(rates, default=0.0),
             "machine_cpu": sum(r[2] for r in steady[1:]) / max(1, len(steady) - 1),
             "tiers": {k: (last[3][k] - first[3].get(k, 0.0)) / span for k in last[3]},
+            "noise": noise_between(first[4], last[4], span),
         }
 
 
@@ -278,6 +319,7 @@ def run(
         machine_cpu=figures.get("machine_cpu", 0.0),
         tiers={k: round(v, 3) for k, v in figures.get("tiers", {}).items()},
         cpu_series=figures.get("cpu_series", []),
+        noise=figures.get("noise", {}),
     )
 
 

@@ -96,6 +96,11 @@ def loadtest_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# The machine's noise during a run, after its CPU table: hypervisor steal (% of all CPU time) and
+# I/O stall (% of the time some task waited on I/O), from measure.noise_between.
+NOISE_COLUMNS = ["steal %", "I/O stall %"]
+
+
 def per_request(cores: float | None, rps: float | None) -> float | None:
     """CPU time per request, in ms, from cores used and requests per second."""
     return 1000 * cores / rps if cores is not None and rps else None
@@ -104,11 +109,12 @@ def per_request(cores: float | None, rps: float | None) -> float | None:
 def cpu_table(results: list[dict], run: str) -> str:
     """Where the CPU went, per request, during one kind of run (`locust`, or `calibration`: the C
     tool's): the load generator, each tier, Docker (proxy, logs). Beside it, the whole machine's
-    CPU just before the run, with the stack idle (the quiet-machine check)."""
+    CPU just before the run, with the stack idle (the quiet-machine check), and after it the
+    machine's noise during the run: steal and I/O stall (measure.noise_between)."""
     generator = "Locust" if run == "locust" else "wrk/pgbench"
     lines = [
-        row("scenario", "req/s", "idle CPU % before", generator, *CPU_COLUMNS),
-        "|" + "---|" * (len(CPU_COLUMNS) + 4),
+        row("scenario", "req/s", "idle CPU % before", generator, *CPU_COLUMNS, *NOISE_COLUMNS),
+        "|" + "---|" * (len(CPU_COLUMNS) + 4 + len(NOISE_COLUMNS)),
     ]
     for r in results:
         m = r.get(run) or {}
@@ -121,6 +127,8 @@ def cpu_table(results: list[dict], run: str) -> str:
                 fmt((m.get("quiet") or {}).get("idle_cpu_pct"), 1),
                 fmt(per_request(m.get("cpu_cores"), rps), 2),
                 *cells,
+                fmt((m.get("noise") or {}).get("steal_pct"), 2),
+                fmt((m.get("noise") or {}).get("io_stall_pct"), 1),
             )
         )
     return "\n".join(lines)

@@ -205,3 +205,32 @@ def test_switching_configuration_starts_from_nothing(monkeypatch) -> None:
     assert downs[1] == ("default", ("down", "--volumes", "--remove-orphans"))
     assert [config for config, _ in ups] == ["default", "no-monitoring"]
     assert calls.index(downs[1]) < calls.index(ups[1])
+
+
+def test_each_repeat_is_reported_beside_the_machines_noise_during_it() -> None:
+    # Steal and iowait as shares of all CPU time, I/O stall as a share of the wall time.
+    first = {"total": 100.0, "steal": 1.0, "iowait": 2.0, "io_stall": 10.0}
+    last = {"total": 120.0, "steal": 2.0, "iowait": 2.5, "io_stall": 13.0}
+    assert measure.noise_between(first, last, span=10.0) == {
+        "steal_pct": 5.0,
+        "iowait_pct": 2.5,
+        "io_stall_pct": 30.0,
+    }
+    # A kernel without /proc/pressure: no I/O stall figure rather than a wrong one.
+    bare = {k: v for k, v in first.items() if k != "io_stall"}
+    assert "io_stall_pct" not in measure.noise_between(bare, last, span=10.0)
+    # This machine's own counters are cumulative seconds that only grow.
+    before = measure.machine_counters()
+    assert before["total"] > 0 and before["steal"] >= 0 and before["iowait"] >= 0
+    tiers = {"lb": 0.2, "app": 1.0}
+    runs = [
+        run(1000, 10) | {"cpu_cores": 0.3, "cpu_by_tier": tiers, "noise": {"steal_pct": 0.1}},
+        run(800, 10) | {"cpu_cores": 0.3, "cpu_by_tier": tiers, "noise": {"steal_pct": 9.5}},
+    ]
+    summary = compare.summarise(runs)
+    assert [e["cores"] for e in summary["each"]] == [1.5, 1.5]
+    assert [e["cpu_ms"] for e in summary["each"]] == [1.5, 1.875]
+    [lb_dynamic] = scenarios.select(["lb-dynamic"])
+    text = compare.tables({"default": {"lb-dynamic": summary}}, ["default"], [lb_dynamic])
+    assert "Each repeat and the machine's noise during it, lb-dynamic" in text
+    assert "| default | 2 | 800 | 1.50 | 1.875 | 9.50 | - | - |" in text
