@@ -26,11 +26,14 @@ the stack slowed itself.
 
 Before each run, `wait_for_quiet` checks that the machine is idle: a run that starts while
 something else (a build, another benchmark, PostgreSQL's checkpoint after the last run) still
-takes the cores measures the left-overs. The reading goes into the report beside the run.
+takes the cores measures the left-overs. Then it times a fixed piece of work on one core
+(`core_speed_ms`), and again just after the run: a virtual machine's cores can be slower at one
+time than at another. The readings go into the report beside the run.
 """
 
 import contextlib
 import fcntl
+import json
 import os
 import subprocess
 import threading
@@ -116,9 +119,27 @@ def ancestors() -> set[int]:
     return found
 
 
+def core_speed_ms(rounds: int = 5) -> float:
+    """How long one core takes, in ms, to do a fixed piece of Python work like the app's (encode a
+    message as JSON, some arithmetic, 5,000 times): the best of `rounds`, so that a round another
+    process interrupted does not count. Read on the quiet machine before each run: if it moves
+    from one repeat to the next, the cores themselves were slower (a busy host under this virtual
+    machine, its clock speed), which no setting of the stack can change."""
+    message = {"id": 1, "author": "ann", "text": "hello, world " * 4, "created_at": "2026-12-05"}
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        total = 0
+        for i in range(5000):
+            total += len(json.dumps(message)) + i * i % 7
+        best = min(best, time.perf_counter() - start)
+    return round(1000 * best, 2)
+
+
 def wait_for_quiet(limit: float) -> dict:
     """Sample whole-machine CPU until it is at most QUIET_CPU_PCT, for at most `limit` seconds.
-    Returns the last reading, whether it was quiet, and how long the run was held back."""
+    Returns the last reading, whether it was quiet, how long the run was held back, and the speed
+    of a core then (`core_speed_ms`)."""
     start = time.monotonic()
     while True:
         pct = psutil.cpu_percent(interval=QUIET_SAMPLE_SECONDS)
@@ -130,7 +151,8 @@ def wait_for_quiet(limit: float) -> dict:
             print(f"   machine busy ({pct:.0f}% CPU), waiting up to {limit:.0f} s ...", flush=True)
     if not quiet:
         print(f"   WARNING: still {pct:.0f}% CPU after {waited:.0f} s; running anyway", flush=True)
-    return {"idle_cpu_pct": round(pct, 1), "quiet": quiet, "waited_s": round(waited, 1)}
+    reading = {"idle_cpu_pct": round(pct, 1), "quiet": quiet, "waited_s": round(waited, 1)}
+    return reading | {"core_ms": core_speed_ms()}
 
 
 def cgroup_cpu_file(container_id: str) -> Path | None:
@@ -167,7 +189,8 @@ class Measured:
     tiers: dict[str, float] = field(default_factory=dict)  # container or "docker" -> cores
     # [seconds since the start, {container: cores}] per sampling interval: the run's CPU over time.
     cpu_series: list = field(default_factory=list)
-    # The machine's noise over the steady part: steal_pct, iowait_pct, io_stall_pct.
+    # The machine's noise over the steady part: steal_pct, iowait_pct, io_stall_pct; and a core's
+    # speed just after the run, core_ms_after (core_speed_ms; the one before is wait_for_quiet's).
     noise: dict[str, float] = field(default_factory=dict)
 
 
@@ -309,6 +332,8 @@ def run(
     sampler.stop_event.set()
     sampler.join()
     figures = sampler.result()
+    if containers:  # a measured run, not a warm-up: a core's speed again, once the load stopped
+        figures.setdefault("noise", {})["core_ms_after"] = core_speed_ms()
     return Measured(
         returncode=proc.returncode,
         stdout=stdout,

@@ -96,9 +96,10 @@ def loadtest_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# The machine's noise during a run, after its CPU table: hypervisor steal (% of all CPU time) and
-# I/O stall (% of the time some task waited on I/O), from measure.noise_between.
-NOISE_COLUMNS = ["steal %", "I/O stall %"]
+# The machine under a run, after its CPU table: a core's speed before and after it (ms for a fixed
+# piece of work, measure.core_speed_ms), then hypervisor steal (% of all CPU time) and I/O stall
+# (% of the time some task waited on I/O) during it, from measure.noise_between.
+NOISE_COLUMNS = ["core ms before, after", "steal %", "I/O stall %"]
 
 
 def per_request(cores: float | None, rps: float | None) -> float | None:
@@ -110,7 +111,7 @@ def cpu_table(results: list[dict], run: str) -> str:
     """Where the CPU went, per request, during one kind of run (`locust`, or `calibration`: the C
     tool's): the load generator, each tier, Docker (proxy, logs). Beside it, the whole machine's
     CPU just before the run, with the stack idle (the quiet-machine check), and after it the
-    machine's noise during the run: steal and I/O stall (measure.noise_between)."""
+    machine: a core's speed before and after the run, steal and I/O stall during it."""
     generator = "Locust" if run == "locust" else "wrk/pgbench"
     lines = [
         row("scenario", "req/s", "idle CPU % before", generator, *CPU_COLUMNS, *NOISE_COLUMNS),
@@ -119,16 +120,18 @@ def cpu_table(results: list[dict], run: str) -> str:
     for r in results:
         m = r.get(run) or {}
         rps, tiers = m.get("rps"), m.get("cpu_by_tier", {})
+        quiet, noise = m.get("quiet") or {}, m.get("noise") or {}
         cells = [fmt(per_request(tiers.get(t), rps), 2) for t in CPU_COLUMNS]
         lines.append(
             row(
                 r["scenario"],
                 fmt(rps),
-                fmt((m.get("quiet") or {}).get("idle_cpu_pct"), 1),
+                fmt(quiet.get("idle_cpu_pct"), 1),
                 fmt(per_request(m.get("cpu_cores"), rps), 2),
                 *cells,
-                fmt((m.get("noise") or {}).get("steal_pct"), 2),
-                fmt((m.get("noise") or {}).get("io_stall_pct"), 1),
+                f"{fmt(quiet.get('core_ms'), 2)}, {fmt(noise.get('core_ms_after'), 2)}",
+                fmt(noise.get("steal_pct"), 2),
+                fmt(noise.get("io_stall_pct"), 1),
             )
         )
     return "\n".join(lines)

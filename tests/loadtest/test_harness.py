@@ -233,4 +233,4 @@ def test_each_repeat_is_reported_beside_the_machines_noise_during_it() -> None:
     [lb_dynamic] = scenarios.select(["lb-dynamic"])
     text = compare.tables({"default": {"lb-dynamic": summary}}, ["default"], [lb_dynamic])
     assert "Each repeat and the machine's noise during it, lb-dynamic" in text
-    assert "| default | 2 | 800 | 1.50 | 1.875 | 9.50 | - | - |" in text
+    assert "| default | 2 | 800 | 1.50 | 1.875 | -, - | 9.50 | - | - |" in text
