@@ -48,6 +48,7 @@ def run_info(stack: Stack, load: Load) -> dict:
         "warmup_s": load.warmup,
         "quiet_cpu_pct": measure.QUIET_CPU_PCT,
         "quiet_sample_s": measure.QUIET_SAMPLE_SECONDS,
+        "slow_cores_ratio": measure.SLOW_CORES_RATIO,
         "quiet_wait_s": load.quiet_wait,
         "processes": load.processes,
         "locust_version": importlib.metadata.version("locust"),

@@ -149,15 +149,24 @@ def quiet_readings(results: list[dict]) -> list[tuple[str, dict]]:
 
 
 def quiet_warnings(readings: list[tuple[str, dict]]) -> list[str]:
-    """A loud paragraph when some run started on a busy machine; nothing otherwise."""
+    """A loud paragraph when some run started on a busy machine, another when some started on
+    slow cores (measure.cores_slow); nothing otherwise."""
     noisy = [f"{label} {q['idle_cpu_pct']:.0f}%" for label, q in readings if not q["quiet"]]
-    if not noisy:
-        return []
-    return [
-        f"**WARNING: the machine never got quiet before {len(noisy)} of {len(readings)} runs**"
-        f" ({', '.join(noisy)}, whole-machine CPU with the stack idle): those figures include"
-        " someone else's load. Run again when the machine is quiet."
-    ]
+    slow = [f"{label} {q['core_ms']:.1f} ms" for label, q in readings if q.get("slow_cores")]
+    found = []
+    if noisy:
+        found.append(
+            f"**WARNING: the machine never got quiet before {len(noisy)} of {len(readings)} runs**"
+            f" ({', '.join(noisy)}, whole-machine CPU with the stack idle): those figures include"
+            " someone else's load. Run again when the machine is quiet."
+        )
+    if slow:
+        found.append(
+            f"**WARNING: the cores were still slow before {len(slow)} of {len(readings)} runs**"
+            f" ({', '.join(slow)} for the fixed work): those runs had slower cores than the"
+            " others. Run again."
+        )
+    return found
 
 
 def header(info: dict, readings: list[tuple[str, dict]]) -> str:
@@ -178,6 +187,15 @@ def header(info: dict, readings: list[tuple[str, dict]]) -> str:
         f" {fmt(min(pcts, default=None), 1)}-{fmt(max(pcts, default=None), 1)}%, "
         + (f"{noisy} of {len(readings)} runs NOT quiet" if noisy else "every run quiet")
     )
+    if info.get("slow_cores_ratio"):
+        slow = sum(bool(q.get("slow_cores")) for _, q in readings)
+        cores = [q["core_ms"] for _, q in readings if q.get("core_ms")]
+        quiet += (
+            f"; then a core timed on a fixed piece of work, waiting while it took over"
+            f" {info['slow_cores_ratio']} x its fastest: {fmt(min(cores, default=None), 2)}-"
+            f"{fmt(max(cores, default=None), 2)} ms, "
+            + (f"{slow} of {len(readings)} runs on slow cores" if slow else "no run on slow cores")
+        )
     lines = [
         f"- date: {info['date']}; commit {m['commit']}; configuration `{info['config']}`",
         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']}, {m['os']}, "

@@ -18,6 +18,7 @@ from loadtests.harness import (
     measure,
     prometheus,
     reach,
+    report,
     scenarios,
     stack,
 )
@@ -234,3 +235,26 @@ def test_each_repeat_is_reported_beside_the_machines_noise_during_it() -> None:
     text = compare.tables({"default": {"lb-dynamic": summary}}, ["default"], [lb_dynamic])
     assert "Each repeat and the machine's noise during it, lb-dynamic" in text
     assert "| default | 2 | 800 | 1.50 | 1.875 | -, - | 9.50 | - | - |" in text
+
+
+def test_a_run_waits_while_the_cores_are_slow(monkeypatch) -> None:
+    speeds = iter([10.0, 20.0, 19.0, 10.5, 30.0])
+    monkeypatch.setattr(measure, "_fastest_core_ms", [float("inf")])
+    monkeypatch.setattr(measure, "core_speed_ms", lambda: next(speeds))
+    monkeypatch.setattr(measure.psutil, "cpu_percent", lambda interval=None: 5.0)
+    monkeypatch.setattr(measure, "QUIET_SAMPLE_SECONDS", 0.01)
+    # The first reading is the fastest yet: not slow.
+    assert measure.wait_for_quiet(5) | {"waited_s": 0} == {
+        "idle_cpu_pct": 5.0,
+        "quiet": True,
+        "waited_s": 0,
+        "core_ms": 10.0,
+        "slow_cores": False,
+    }
+    # 20 and 19 ms are over 1.25 x 10: timed again until 10.5.
+    assert measure.wait_for_quiet(5)["core_ms"] == 10.5
+    # With no time left to wait, the run goes on, marked, and the report says so.
+    slow = measure.wait_for_quiet(0)
+    assert slow["core_ms"] == 30.0 and slow["slow_cores"]
+    [warning] = report.quiet_warnings([("lb-dynamic (wrk)", slow)])
+    assert "cores were still slow before 1 of 1 runs" in warning and "30.0 ms" in warning
