@@ -92,11 +92,11 @@ def summarise(runs: list[dict]) -> dict:
 
 def each_repeat(run: dict, cpu_ms: float | None) -> dict:
     """One repeat's figures beside the machine's noise (measure.noise_between): the cores the
-    stack and the generator kept busy, the whole CPU per request, a core's speed before and after
-    the run (measure.core_speed_ms), steal, iowait, and I/O stall during it. A slow repeat with
-    the same CPU per request had fewer cores (steal, waits); one with more CPU per request did
-    more work per request, or ran on slower cores: every tier's share grown alike says slower
-    cores, one tier's alone says that tier."""
+    stack and the generator kept busy, the whole CPU per request, a core's speed before, during
+    and after the run (measure.core_speed_ms), steal, iowait, and I/O stall during it. A slow
+    repeat with the same CPU per request had fewer cores (steal, waits); one with more CPU per
+    request did more work per request, or ran on slower cores: every tier's share grown alike
+    says slower cores, one tier's alone says that tier."""
     cores = sum(run.get("cpu_by_tier", {}).values()) + (run.get("cpu_cores") or 0.0)
     core_ms = (run.get("quiet") or {}).get("core_ms")
     found = {"rps": run["rps"], "cores": round(cores, 2), "cpu_ms": cpu_ms, "core_ms": core_ms}
@@ -144,11 +144,11 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
 
 def repeat_table(rows: dict[str, dict]) -> str:
     """Every repeat of one scenario: its req/s, cores busy, CPU per request, and the machine: a
-    core's speed before and after the run (ms for measure.core_speed_ms's fixed work), steal,
-    iowait (% of all CPU time) and I/O stall (% of the time some task waited on I/O)."""
+    core's speed before, during and after the run (ms for measure.core_speed_ms's fixed work),
+    steal, iowait (% of all CPU time) and I/O stall (% of the time some task waited on I/O)."""
     header = ["configuration", "repeat", "req/s", "cores busy", "CPU ms/request"]
     lines = [
-        report.row(*header, "core ms before, after", "steal %", "iowait %", "I/O stall %"),
+        report.row(*header, "core ms before, during, after", "steal %", "iowait %", "I/O stall %"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for c, r in rows.items():
@@ -160,7 +160,7 @@ def repeat_table(rows: dict[str, dict]) -> str:
                     report.fmt(e["rps"]),
                     report.fmt(e["cores"], 2),
                     report.fmt(e["cpu_ms"], 3),
-                    f"{report.fmt(e.get('core_ms'), 2)}, {report.fmt(e.get('core_ms_after'), 2)}",
+                    report.core_speeds(e.get("core_ms"), e),
                     report.fmt(e.get("steal_pct"), 2),
                     report.fmt(e.get("iowait_pct"), 2),
                     report.fmt(e.get("io_stall_pct"), 1),

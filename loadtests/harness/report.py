@@ -96,10 +96,16 @@ def loadtest_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# The machine under a run, after its CPU table: a core's speed before and after it (ms for a fixed
-# piece of work, measure.core_speed_ms), then hypervisor steal (% of all CPU time) and I/O stall
-# (% of the time some task waited on I/O) during it, from measure.noise_between.
-NOISE_COLUMNS = ["core ms before, after", "steal %", "I/O stall %"]
+# The machine under a run, after its CPU table: a core's speed before, during and after it (ms for
+# a fixed piece of work, measure.core_speed_ms), then hypervisor steal (% of all CPU time) and I/O
+# stall (% of the time some task waited on I/O) during it, from measure.noise_between.
+NOISE_COLUMNS = ["core ms before, during, after", "steal %", "I/O stall %"]
+
+
+def core_speeds(before: float | None, noise: dict) -> str:
+    """A core's speed before, during and after a run, in ms for the fixed work (measure.py)."""
+    during, after = noise.get("core_ms_during"), noise.get("core_ms_after")
+    return ", ".join(fmt(v, 2) for v in (before, during, after))
 
 
 def per_request(cores: float | None, rps: float | None) -> float | None:
@@ -111,7 +117,7 @@ def cpu_table(results: list[dict], run: str) -> str:
     """Where the CPU went, per request, during one kind of run (`locust`, or `calibration`: the C
     tool's): the load generator, each tier, Docker (proxy, logs). Beside it, the whole machine's
     CPU just before the run, with the stack idle (the quiet-machine check), and after it the
-    machine: a core's speed before and after the run, steal and I/O stall during it."""
+    machine: a core's speed before, during and after the run, steal and I/O stall during it."""
     generator = "Locust" if run == "locust" else "wrk/pgbench"
     lines = [
         row("scenario", "req/s", "idle CPU % before", generator, *CPU_COLUMNS, *NOISE_COLUMNS),
@@ -129,7 +135,7 @@ def cpu_table(results: list[dict], run: str) -> str:
                 fmt(quiet.get("idle_cpu_pct"), 1),
                 fmt(per_request(m.get("cpu_cores"), rps), 2),
                 *cells,
-                f"{fmt(quiet.get('core_ms'), 2)}, {fmt(noise.get('core_ms_after'), 2)}",
+                core_speeds(quiet.get("core_ms"), noise),
                 fmt(noise.get("steal_pct"), 2),
                 fmt(noise.get("io_stall_pct"), 1),
             )
