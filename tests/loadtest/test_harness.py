@@ -260,7 +260,7 @@ def test_a_run_waits_while_the_cores_are_slow(monkeypatch) -> None:
         "core_ms": 10.0,
         "slow_cores": False,
     }
-    # 20 and 19 ms are over 1.25 x 10: timed again until 10.5.
+    # 20 and 19 ms are over 1.12 x 10: timed again until 10.5.
     assert measure.wait_for_quiet(5)["core_ms"] == 10.5
     # With no time left to wait, the run goes on, marked, and the report says so.
     slow = measure.wait_for_quiet(0)
