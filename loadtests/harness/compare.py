@@ -92,8 +92,8 @@ def summarise(runs: list[dict]) -> dict:
 
 def each_repeat(run: dict, cpu_ms: float | None) -> dict:
     """One repeat's figures beside the machine's noise (measure.noise_between): the cores the
-    stack and the generator kept busy, the whole CPU per request, a core's speed before, during
-    and after the run (measure.core_speed_ms), steal, iowait, and I/O stall during it. A slow
+    stack and the generator kept busy, the whole CPU per request, a core's speed before and
+    after the run (measure.core_speed_ms), steal, iowait, and I/O stall during it. A slow
     repeat with the same CPU per request had fewer cores (steal, waits); one with more CPU per
     request did more work per request, or ran on slower cores: every tier's share grown alike
     says slower cores, one tier's alone says that tier."""
@@ -144,11 +144,11 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
 
 def repeat_table(rows: dict[str, dict]) -> str:
     """Every repeat of one scenario: its req/s, cores busy, CPU per request, and the machine: a
-    core's speed before, during and after the run (ms for measure.core_speed_ms's fixed work),
+    core's speed before and after the run (ms for measure.core_speed_ms's fixed work),
     steal, iowait (% of all CPU time) and I/O stall (% of the time some task waited on I/O)."""
     header = ["configuration", "repeat", "req/s", "cores busy", "CPU ms/request"]
     lines = [
-        report.row(*header, "core ms before, during, after", "steal %", "iowait %", "I/O stall %"),
+        report.row(*header, "core ms before, after", "steal %", "iowait %", "I/O stall %"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for c, r in rows.items():

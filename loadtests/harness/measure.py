@@ -28,16 +28,16 @@ Before each run, `wait_for_quiet` checks that the machine is idle: a run that st
 something else (a build, another benchmark, PostgreSQL's checkpoint after the last run) still
 takes the cores measures the left-overs. Then it times a fixed piece of work on one core
 (`core_speed_ms`), and waits while that takes SLOW_CORES_RATIO x the fastest time seen: a virtual
-machine's cores can be slower at one time than at another. It times a tenth of that work at every
-sample of the run, in CPU time (`core_cpu_ms_now`), and the whole again just after the run. The
-readings go into the report beside the run.
+machine's cores can be slower at one time than at another. It times it again just after the run.
+The readings go into the report beside the run. (Timing a tenth of that work at every sample of
+the run, in the thread's CPU time, was tried and did not single out the slow repeats: under load
+the stack's processes share the cores' caches with it. docs/load-testing.md has the reading.)
 """
 
 import contextlib
 import fcntl
 import json
 import os
-import statistics
 import subprocess
 import threading
 import time
@@ -127,43 +127,21 @@ def ancestors() -> set[int]:
     return found
 
 
-# The fixed piece of work that times a core: JSON-encode a message, some arithmetic, this often.
-FIXED_WORK_TIMES = 5000
-# During a run, a tenth of it at each sample (~1 ms of CPU every 0.5 s: 0.2% of a core).
-FIXED_WORK_TIMES_DURING = 500
-
-
-def fixed_work(times: int) -> int:
-    """Python work like the app's: encode a message as JSON `times` times, with some arithmetic."""
-    message = {"id": 1, "author": "ann", "text": "hello, world " * 4, "created_at": "2026-12-05"}
-    total = 0
-    for i in range(times):
-        total += len(json.dumps(message)) + i * i % 7
-    return total
-
-
 def core_speed_ms(rounds: int = 5) -> float:
-    """How long one core takes, in ms, to do the fixed work (FIXED_WORK_TIMES): the best of
-    `rounds`, so that a round another process interrupted does not count. Read on the quiet
-    machine before each run: if it moves from one repeat to the next, the cores themselves were
-    slower (a busy host under this virtual machine, its clock speed), which no setting of the
-    stack can change."""
+    """How long one core takes, in ms, to do a fixed piece of Python work like the app's (encode a
+    message as JSON, some arithmetic, 5,000 times): the best of `rounds`, so that a round another
+    process interrupted does not count. Read on the quiet machine before and after each run: if
+    it moves from one repeat to the next, the cores themselves were slower (a busy host under
+    this virtual machine, its clock speed), which no setting of the stack can change."""
+    message = {"id": 1, "author": "ann", "text": "hello, world " * 4, "created_at": "2026-12-05"}
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
-        fixed_work(FIXED_WORK_TIMES)
+        total = 0
+        for i in range(5000):
+            total += len(json.dumps(message)) + i * i % 7
         best = min(best, time.perf_counter() - start)
     return round(1000 * best, 2)
-
-
-def core_cpu_ms_now() -> float:
-    """The CPU time, in ms, a tenth of the fixed work takes this thread now, scaled to the whole
-    (comparable with core_speed_ms). CPU time, not wall time: on a loaded machine the thread
-    waits for a core, and waiting costs no CPU time; what it measures is how much CPU the same
-    work needs, which grows when the cores run slower."""
-    start = time.thread_time()
-    fixed_work(FIXED_WORK_TIMES_DURING)
-    return 1000 * (time.thread_time() - start) * FIXED_WORK_TIMES / FIXED_WORK_TIMES_DURING
 
 
 # The fastest core_speed_ms reading of this process: the slow-cores check's yardstick.
@@ -239,9 +217,8 @@ class Measured:
     tiers: dict[str, float] = field(default_factory=dict)  # container or "docker" -> cores
     # [seconds since the start, {container: cores}] per sampling interval: the run's CPU over time.
     cpu_series: list = field(default_factory=list)
-    # The machine's noise over the steady part: steal_pct, iowait_pct, io_stall_pct; a core's
-    # speed during the run, core_ms_during (the median of core_cpu_ms_now at each sample), and just
-    # after it, core_ms_after (core_speed_ms; the one before is wait_for_quiet's).
+    # The machine's noise over the steady part: steal_pct, iowait_pct, io_stall_pct; and a core's
+    # speed just after the run, core_ms_after (core_speed_ms; the one before is wait_for_quiet's).
     noise: dict[str, float] = field(default_factory=dict)
 
 
@@ -317,8 +294,7 @@ class Sampler(threading.Thread):
                 tiers[name] = read_cgroup_seconds(path)
         tiers |= self.docker_seconds()
         now, generator, machine = time.monotonic(), self.tree_seconds(), psutil.cpu_percent()
-        counters = machine_counters() | {"core_ms": core_cpu_ms_now()}
-        self.readings.append((now, generator, machine, tiers, counters))
+        self.readings.append((now, generator, machine, tiers, machine_counters()))
 
     def run(self) -> None:
         psutil.cpu_percent()
@@ -356,8 +332,7 @@ class Sampler(threading.Thread):
             "cpu_cores_max": max(rates, default=0.0),
             "machine_cpu": sum(r[2] for r in steady[1:]) / max(1, len(steady) - 1),
             "tiers": {k: (last[3][k] - first[3].get(k, 0.0)) / span for k in last[3]},
-            "noise": noise_between(first[4], last[4], span)
-            | {"core_ms_during": round(statistics.median(r[4]["core_ms"] for r in steady), 2)},
+            "noise": noise_between(first[4], last[4], span),
         }
 
 

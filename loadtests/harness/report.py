@@ -96,16 +96,15 @@ def loadtest_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-# The machine under a run, after its CPU table: a core's speed before, during and after it (ms for
-# a fixed piece of work, measure.core_speed_ms), then hypervisor steal (% of all CPU time) and I/O
-# stall (% of the time some task waited on I/O) during it, from measure.noise_between.
-NOISE_COLUMNS = ["core ms before, during, after", "steal %", "I/O stall %"]
+# The machine under a run, after its CPU table: a core's speed before and after it (ms for a fixed
+# piece of work, measure.core_speed_ms), then hypervisor steal (% of all CPU time) and I/O stall
+# (% of the time some task waited on I/O) during it, from measure.noise_between.
+NOISE_COLUMNS = ["core ms before, after", "steal %", "I/O stall %"]
 
 
 def core_speeds(before: float | None, noise: dict) -> str:
-    """A core's speed before, during and after a run, in ms for the fixed work (measure.py)."""
-    during, after = noise.get("core_ms_during"), noise.get("core_ms_after")
-    return ", ".join(fmt(v, 2) for v in (before, during, after))
+    """A core's speed before and after a run, in ms for the fixed work (measure.core_speed_ms)."""
+    return f"{fmt(before, 2)}, {fmt(noise.get('core_ms_after'), 2)}"
 
 
 def per_request(cores: float | None, rps: float | None) -> float | None:
@@ -117,7 +116,7 @@ def cpu_table(results: list[dict], run: str) -> str:
     """Where the CPU went, per request, during one kind of run (`locust`, or `calibration`: the C
     tool's): the load generator, each tier, Docker (proxy, logs). Beside it, the whole machine's
     CPU just before the run, with the stack idle (the quiet-machine check), and after it the
-    machine: a core's speed before, during and after the run, steal and I/O stall during it."""
+    machine: a core's speed before and after the run, steal and I/O stall during it."""
     generator = "Locust" if run == "locust" else "wrk/pgbench"
     lines = [
         row("scenario", "req/s", "idle CPU % before", generator, *CPU_COLUMNS, *NOISE_COLUMNS),
@@ -193,15 +192,14 @@ def header(info: dict, readings: list[tuple[str, dict]]) -> str:
         f" {fmt(min(pcts, default=None), 1)}-{fmt(max(pcts, default=None), 1)}%, "
         + (f"{noisy} of {len(readings)} runs NOT quiet" if noisy else "every run quiet")
     )
-    if info.get("slow_cores_ratio"):
-        slow = sum(bool(q.get("slow_cores")) for _, q in readings)
-        cores = [q["core_ms"] for _, q in readings if q.get("core_ms")]
-        quiet += (
-            f"; then a core timed on a fixed piece of work, waiting while it took over"
-            f" {info['slow_cores_ratio']} x its fastest: {fmt(min(cores, default=None), 2)}-"
-            f"{fmt(max(cores, default=None), 2)} ms, "
-            + (f"{slow} of {len(readings)} runs on slow cores" if slow else "no run on slow cores")
-        )
+    slow = sum(bool(q.get("slow_cores")) for _, q in readings)
+    cores = [q["core_ms"] for _, q in readings if q.get("core_ms")]
+    quiet += (
+        f"; then a core timed on a fixed piece of work, waiting while it took over"
+        f" {info['slow_cores_ratio']} x its fastest: {fmt(min(cores, default=None), 2)}-"
+        f"{fmt(max(cores, default=None), 2)} ms, "
+        + (f"{slow} of {len(readings)} runs on slow cores" if slow else "no run on slow cores")
+    )
     lines = [
         f"- date: {info['date']}; commit {m['commit']}; configuration `{info['config']}`",
         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']}, {m['os']}, "

@@ -67,9 +67,8 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
         for run in (locust, calibration):
             assert {"lb", "web", "app", "db", "dockerd"} <= run["cpu_by_tier"].keys(), (name, run)
             assert run["quiet"]["idle_cpu_pct"] >= 0, (name, run)
-            # A core's speed before, during and after the run; steal and iowait during it.
-            assert run["quiet"]["core_ms"] > 0, (name, run)
-            assert run["noise"]["core_ms_during"] > 0 and run["noise"]["core_ms_after"] > 0, run
+            # A core's speed before and after the run; steal and iowait during it.
+            assert run["quiet"]["core_ms"] > 0 and run["noise"]["core_ms_after"] > 0, (name, run)
             assert {"steal_pct", "iowait_pct"} <= run["noise"].keys(), (name, run)
         # Each node's figures over the run, from the stack's Prometheus, charted beside the
         # report; the whole-stack scenarios moved every lb, web and app node's series.
