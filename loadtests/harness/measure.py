@@ -55,7 +55,7 @@ QUIET_CPU_PCT = 20.0
 QUIET_SAMPLE_SECONDS = 2.0
 # The slow-cores check, after it: a core taking more than SLOW_CORES_RATIO x the fastest time this
 # process has seen for core_speed_ms's fixed work is running slow. On our virtual machines the
-# readings before normal runs stayed within 1.08 x the fastest; before the slowest repeats they
+# readings before normal runs stayed within 1.10 x the fastest; before the slowest repeats they
 # read 1.13-1.22 x, at times 1.7 x (docs/load-testing.md, "What makes repeats differ").
 SLOW_CORES_RATIO = 1.12
 # Docker's own processes, in three groups: the proxy of published ports, the storage driver
