@@ -123,6 +123,36 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
     return time.monotonic() - start
 
 
+def start_and_wait_healthy(stack: Stack, *services: str, timeout: float = 120.0) -> float:
+    """Start `services` (`docker compose up --detach --no-recreate`) and wait until Docker reports
+    each one healthy; return the seconds it took. Not `up --wait`: that gives up at the first
+    "unhealthy", while a check may fail for a while and then pass (a database node that rewinds
+    its WAL before it rejoins, on a busy machine). On a timeout the test fails with each
+    unhealthy service's last check results and last 60 log lines: what the next reader needs."""
+    stack.docker_compose("up", "--detach", "--no-recreate", *services)
+
+    def health(service: str, field: str = ".Status") -> str:
+        container = stack.docker_compose("ps", "--all", "--quiet", service).stdout.strip()
+        inspect = ["docker", "inspect", "--format", f"{{{{json .State.Health{field}}}}}", container]
+        return subprocess.run(inspect, capture_output=True, text=True).stdout.strip()
+
+    def all_healthy() -> bool:
+        return all(health(service) == '"healthy"' for service in services)
+
+    start = time.monotonic()
+    while not all_healthy():
+        if time.monotonic() - start > timeout:
+            details = [
+                f"--- {service}: {health(service, '')}\n"
+                + stack.docker_compose("logs", "--tail", "60", service, check=False).stdout
+                for service in services
+                if health(service) != '"healthy"'
+            ]
+            pytest.fail(f"not healthy {timeout:.0f}s after the start:\n" + "\n".join(details))
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
 def haproxy_command(stack: Stack, lb: str, command: str) -> str:
     """Send one command to an LB node's HAProxy runtime API (the admin socket) and return the
     answer, e.g. `show stat`, `set server web/web1 state drain`. As the haproxy user: the socket is

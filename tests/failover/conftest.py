@@ -13,6 +13,7 @@ from tests.stack import (
     db_primary,
     haproxy_command,
     psql,
+    start_and_wait_healthy,
     wait_until,
 )
 
@@ -20,7 +21,7 @@ from tests.stack import (
 def bring_everything_back(stack: Stack) -> None:
     """Every service running and healthy, both web nodes in rotation on both LBs, and the
     database cluster whole: a leader and two synchronous standbys streaming from it."""
-    stack.docker_compose("up", "--detach", "--wait", "--no-recreate", *SERVICES)
+    start_and_wait_healthy(stack, *SERVICES)
     for lb in ("lb1", "lb2"):
         for web in ("web1", "web2"):
             haproxy_command(stack, lb, f"set server web/{web} state ready")
@@ -81,7 +82,7 @@ class Timeline:
         self.mark(f"{service} down")
         self.wait_until_load_time(start_at)
         self.mark(f"docker compose start {service}")
-        stack.docker_compose("up", "--detach", "--wait", "--no-recreate", service)
+        start_and_wait_healthy(stack, service)
         return self.mark(f"{service} healthy")
 
     def add(self, at: float, what: str) -> None:

@@ -31,6 +31,7 @@ from tests.stack import (
     patroni_members,
     promoted_at,
     psql,
+    start_and_wait_healthy,
     wait_until,
 )
 
@@ -143,7 +144,7 @@ def test_db_primary_killed_new_primary_within_25s_and_it_rejoins_as_standby(
             promotion = promoted_at(failover_stack, new) - killed_wall
             timeline.add(killed_at + promotion, f"{new} promoted (Patroni's history)")
             timeline.mark(f"docker compose start {old}")
-            failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", old)
+            start_and_wait_healthy(failover_stack, old)
             timeline.mark(f"{old} healthy")
             wait_until(
                 lambda: db_cluster_healthy(failover_stack),
@@ -225,7 +226,7 @@ def test_db_primary_killed_with_reads_from_standbys_costs_no_read(failover_stack
             killed_at = timeline.mark(f"docker kill {old} (the primary)")
             failover_stack.docker_compose("kill", old)
             resumed_at = wait_for_writes_after(failover_stack, timeline, killed_at, timeout=35)
-            failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", old)
+            start_and_wait_healthy(failover_stack, old)
             timeline.mark(f"{old} started again")
             wait_until(lambda: db_cluster_healthy(failover_stack), 60, f"{old} a standby again")
             timeline.mark(f"{old} is a quorum standby")
@@ -371,7 +372,7 @@ def test_database_tier_stopped_gives_json_503s_then_no_errors(failover_stack: St
         stopped_at = timeline.mark("database tier stopped")
         timeline.wait_until_load_time(stopped_at + 5)
         timeline.mark("docker compose start db1 db2 db3")
-        failover_stack.docker_compose("up", "--detach", "--wait", "--no-recreate", *DB_NODES)
+        start_and_wait_healthy(failover_stack, *DB_NODES)
         healthy_at = timeline.mark("database tier healthy")
         back_at = wait_for_writes_after(failover_stack, timeline, stopped_at, timeout=20)
         run_for(client)
