@@ -75,10 +75,14 @@ check-configs: images ## Check the server configs: docker compose config, haprox
 	$(COMPOSE) config --quiet && echo "docker compose config: OK"
 	@# haproxy.cfg reads the LB nodes' addresses from the environment, as docker-compose.yml sets it,
 	@# and loads a certificate: a throwaway one, made by the same script in a temporary directory.
+	@# Checked twice: as the stack runs it, and with LB_THREADS=1 (loadtests/configs/haproxy-1-thread.yml).
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && scripts/make-certs.sh "$$tmp" 2>/dev/null && \
-	docker run --rm --hostname lb1 -e LB1_IP=10.0.0.11 -e LB2_IP=10.0.0.12 --entrypoint haproxy \
-	    -v "$$tmp/tls/server.pem:/run/haproxy-tls/site.pem:ro" \
-	    fourtier/lb:$(IMAGE_TAG) -c -f /etc/haproxy/haproxy.cfg
+	for threads in "" 1; do \
+	    docker run --rm --hostname lb1 -e LB1_IP=10.0.0.11 -e LB2_IP=10.0.0.12 \
+	        $${threads:+-e LB_THREADS=$$threads} --entrypoint haproxy \
+	        -v "$$tmp/tls/server.pem:/run/haproxy-tls/site.pem:ro" \
+	        fourtier/lb:$(IMAGE_TAG) -c -f /etc/haproxy/haproxy.cfg || exit 1; \
+	done
 	@# The load tests' bare variant (loadtests/configs/haproxy-bare.yml), the LB tier's ceiling.
 	docker run --rm --entrypoint haproxy -v "$$PWD/loadtests/configs/files/haproxy-bare.cfg:/b.cfg:ro" \
 	    fourtier/lb:$(IMAGE_TAG) -c -f /b.cfg

@@ -57,6 +57,12 @@ def cpu_per_request(run: dict) -> dict[str, float | None]:
     return found
 
 
+def median_of(values: list[float | None]) -> float | None:
+    """The median of the values there are (a run without a reading gives None), or None."""
+    found = [v for v in values if v is not None]
+    return statistics.median(found) if found else None
+
+
 def summarise(runs: list[dict]) -> dict:
     """Median and range over the repeats of one scenario in one configuration."""
     rps = [r["rps"] for r in runs]
@@ -64,16 +70,14 @@ def summarise(runs: list[dict]) -> dict:
     failed = sum(r["requests"] * r["fail_pct"] / 100 for r in runs)
 
     def median(key: str) -> float | None:
-        values = [r[key] for r in runs if r[key] is not None]
-        return statistics.median(values) if values else None
+        return median_of([r[key] for r in runs])
 
     mid = statistics.median(rps)
     per_request = [cpu_per_request(r) for r in runs]
     cpu_ms = {
-        column: statistics.median(values) if values else None
-        for column in [*CPU_COLUMNS, "total"]
-        for values in [[p[column] for p in per_request if p[column] is not None]]
+        column: median_of([p[column] for p in per_request]) for column in [*CPU_COLUMNS, "total"]
     }
+    switches = [report.switches_per_request(r.get("noise") or {}, r["rps"]) for r in runs]
     return {
         "rps": mid,
         "rps_min": min(rps),
@@ -85,6 +89,8 @@ def summarise(runs: list[dict]) -> dict:
         "fail_pct": round(100 * failed / requests, 2) if requests else 100.0,
         "cpu_warning": any(r.get("cpu_warning") for r in runs),
         "cpu_ms": cpu_ms,
+        # The machine's context switches per request (report.switches_per_request), median.
+        "switches": median_of(switches),
         "repeats": len(runs),
         "each": [each_repeat(r, p["total"]) for r, p in zip(runs, per_request, strict=True)],
     }
@@ -93,14 +99,15 @@ def summarise(runs: list[dict]) -> dict:
 def each_repeat(run: dict, cpu_ms: float | None) -> dict:
     """One repeat's figures beside the machine's noise (measure.noise_between): the cores the
     stack and the generator kept busy, the whole CPU per request, a core's speed before and
-    after the run (measure.core_speed_ms), steal, iowait, and I/O stall during it. A slow
-    repeat with the same CPU per request had fewer cores (steal, waits); one with more CPU per
-    request did more work per request, or ran on slower cores: every tier's share grown alike
-    says slower cores, one tier's alone says that tier."""
+    after the run (measure.core_speed_ms), steal, iowait, I/O stall and context switches per
+    request during it. A slow repeat with the same CPU per request had fewer cores (steal,
+    waits); one with more CPU per request did more work per request, or ran on slower cores:
+    every tier's share grown alike says slower cores, one tier's alone says that tier."""
     cores = sum(run.get("cpu_by_tier", {}).values()) + (run.get("cpu_cores") or 0.0)
     core_ms = (run.get("quiet") or {}).get("core_ms")
+    noise = run.get("noise") or {}
     found = {"rps": run["rps"], "cores": round(cores, 2), "cpu_ms": cpu_ms, "core_ms": core_ms}
-    return found | run.get("noise", {})
+    return found | noise | {"switches": report.switches_per_request(noise, run["rps"])}
 
 
 def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
@@ -128,12 +135,12 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
                 )
             )
         parts.append("")
-        parts.append(f"CPU per request, ms (medians), {s.name}:\n")
-        parts.append(report.row("configuration", *CPU_COLUMNS, "total"))
-        parts.append("|" + "---|" * (len(CPU_COLUMNS) + 2))
+        parts.append(f"CPU per request, ms, and context switches (medians), {s.name}:\n")
+        parts.append(report.row("configuration", *CPU_COLUMNS, "total", "switches"))
+        parts.append("|" + "---|" * (len(CPU_COLUMNS) + 3))
         for c, r in rows.items():
             cells = [report.fmt(r["cpu_ms"][k], 3) for k in [*CPU_COLUMNS, "total"]]
-            parts.append(report.row(c, *cells))
+            parts.append(report.row(c, *cells, report.fmt(r["switches"], 1)))
         parts.append("")
         if any(len(r.get("each", [])) > 1 for r in rows.values()):
             parts.append(f"Each repeat and the machine's noise during it, {s.name}:\n")
@@ -145,12 +152,11 @@ def tables(summary: dict, configs: list[str], scenarios: list[Scenario]) -> str:
 def repeat_table(rows: dict[str, dict]) -> str:
     """Every repeat of one scenario: its req/s, cores busy, CPU per request, and the machine: a
     core's speed before and after the run (ms for measure.core_speed_ms's fixed work),
-    steal, iowait (% of all CPU time) and I/O stall (% of the time some task waited on I/O)."""
+    steal, iowait (% of all CPU time), I/O stall (% of the time some task waited on I/O) and
+    context switches per request."""
     header = ["configuration", "repeat", "req/s", "cores busy", "CPU ms/request"]
-    lines = [
-        report.row(*header, "core ms before, after", "steal %", "iowait %", "I/O stall %"),
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    machine = ["core ms before, after", "steal %", "iowait %", "I/O stall %", "switches/request"]
+    lines = [report.row(*header, *machine), "|" + "---|" * (len(header) + len(machine))]
     for c, r in rows.items():
         for i, e in enumerate(r.get("each", []), 1):
             lines.append(
@@ -164,6 +170,7 @@ def repeat_table(rows: dict[str, dict]) -> str:
                     report.fmt(e.get("steal_pct"), 2),
                     report.fmt(e.get("iowait_pct"), 2),
                     report.fmt(e.get("io_stall_pct"), 1),
+                    report.fmt(e.get("switches"), 1),
                 )
             )
     return "\n".join(lines)

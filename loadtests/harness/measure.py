@@ -22,7 +22,10 @@ repeat cannot control (`noise_between`): the share of CPU time the hypervisor ga
 (steal), the share the cores sat idle waiting for the disk (iowait), and the share of the time
 some task was stalled on I/O (the kernel's pressure-stall figure, /proc/pressure/io, where the
 kernel has it). Beside each repeat's req/s, they tell a slow repeat the machine slowed from one
-the stack slowed itself.
+the stack slowed itself. Over that span it also counts the machine's context switches per second
+(`ctxt` in /proc/stat): a server that sleeps while it waits for a request, or for the tier
+behind it, costs a switch to sleep and one to be woken; one that finds the next request already
+waiting costs none. The report divides them by the requests served.
 
 Before each run, `wait_for_quiet` checks that the machine is idle: a run that starts while
 something else (a build, another benchmark, PostgreSQL's checkpoint after the last run) still
@@ -217,19 +220,22 @@ class Measured:
     tiers: dict[str, float] = field(default_factory=dict)  # container or "docker" -> cores
     # [seconds since the start, {container: cores}] per sampling interval: the run's CPU over time.
     cpu_series: list = field(default_factory=list)
-    # The machine's noise over the steady part: steal_pct, iowait_pct, io_stall_pct; and a core's
-    # speed just after the run, core_ms_after (core_speed_ms; the one before is wait_for_quiet's).
+    # The machine's noise over the steady part: steal_pct, iowait_pct, io_stall_pct, and its context
+    # switches, switches_per_s; and a core's speed just after the run, core_ms_after
+    # (core_speed_ms; the one before is wait_for_quiet's).
     noise: dict[str, float] = field(default_factory=dict)
 
 
 def machine_counters() -> dict[str, float]:
-    """The whole machine's cumulative CPU seconds (all cores: total, steal, iowait) and seconds of
-    I/O stall (`io_stall`: some task waiting on I/O; absent where the kernel has no PSI)."""
+    """The whole machine's cumulative CPU seconds (all cores: total, steal, iowait), its context
+    switches since boot (`switches`: the `ctxt` line of /proc/stat) and seconds of I/O stall
+    (`io_stall`: some task waiting on I/O; absent where the kernel has no PSI)."""
     t = psutil.cpu_times()
     counters = {
         "total": sum(t),
         "steal": getattr(t, "steal", 0.0),
         "iowait": getattr(t, "iowait", 0.0),
+        "switches": psutil.cpu_stats().ctx_switches,
     }
     with contextlib.suppress(OSError, ValueError, IndexError):
         # "some avg10=0.00 avg60=0.00 avg300=0.00 total=1892712": total in microseconds
@@ -239,8 +245,9 @@ def machine_counters() -> dict[str, float]:
 
 
 def noise_between(first: dict[str, float], last: dict[str, float], span: float) -> dict[str, float]:
-    """Steal and iowait as % of all CPU time, I/O stall as % of the wall time, between two
-    readings of `machine_counters` taken `span` seconds apart."""
+    """Steal and iowait as % of all CPU time, I/O stall as % of the wall time, context switches per
+    second, between two readings of `machine_counters` taken `span` seconds apart. A reading
+    without a counter (an older one, a kernel without PSI) gives no figure for it."""
     cpu = last["total"] - first["total"]
     found = {}
     if cpu > 0:
@@ -248,6 +255,8 @@ def noise_between(first: dict[str, float], last: dict[str, float], span: float) 
         found["iowait_pct"] = round(100 * (last["iowait"] - first["iowait"]) / cpu, 2)
     if span > 0 and "io_stall" in first and "io_stall" in last:
         found["io_stall_pct"] = round(100 * (last["io_stall"] - first["io_stall"]) / span, 1)
+    if span > 0 and "switches" in first and "switches" in last:
+        found["switches_per_s"] = round((last["switches"] - first["switches"]) / span, 1)
     return found
 
 

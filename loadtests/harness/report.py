@@ -97,9 +97,12 @@ def loadtest_table(results: list[dict]) -> str:
 
 
 # The machine under a run, after its CPU table: a core's speed before and after it (ms for a fixed
-# piece of work, measure.core_speed_ms), then hypervisor steal (% of all CPU time) and I/O stall
-# (% of the time some task waited on I/O) during it, from measure.noise_between.
-NOISE_COLUMNS = ["core ms before, after", "steal %", "I/O stall %"]
+# piece of work, measure.core_speed_ms), then hypervisor steal (% of all CPU time), I/O stall
+# (% of the time some task waited on I/O) and the machine's context switches per request during
+# it, from measure.noise_between. A server that sleeps and is woken for a request costs two
+# switches; one that finds the next request already waiting costs none: the switches tell why the
+# same hop costs more CPU on one path than on another.
+NOISE_COLUMNS = ["core ms before, after", "steal %", "I/O stall %", "switches per request"]
 
 
 def core_speeds(before: float | None, noise: dict) -> str:
@@ -112,11 +115,19 @@ def per_request(cores: float | None, rps: float | None) -> float | None:
     return 1000 * cores / rps if cores is not None and rps else None
 
 
+def switches_per_request(noise: dict, rps: float | None) -> float | None:
+    """The whole machine's context switches per request, from a run's noise (measure.noise_between)
+    and its requests per second; None for a run without the reading, or without requests."""
+    switches = noise.get("switches_per_s")
+    return switches / rps if switches is not None and rps else None
+
+
 def cpu_table(results: list[dict], run: str) -> str:
     """Where the CPU went, per request, during one kind of run (`locust`, or `calibration`: the C
     tool's): the load generator, each tier, Docker (proxy, logs). Beside it, the whole machine's
     CPU just before the run, with the stack idle (the quiet-machine check), and after it the
-    machine: a core's speed before and after the run, steal and I/O stall during it."""
+    machine: a core's speed before and after the run, steal, I/O stall and context switches per
+    request during it."""
     generator = "Locust" if run == "locust" else "wrk/pgbench"
     lines = [
         row("scenario", "req/s", "idle CPU % before", generator, *CPU_COLUMNS, *NOISE_COLUMNS),
@@ -137,6 +148,7 @@ def cpu_table(results: list[dict], run: str) -> str:
                 core_speeds(quiet.get("core_ms"), noise),
                 fmt(noise.get("steal_pct"), 2),
                 fmt(noise.get("io_stall_pct"), 1),
+                fmt(switches_per_request(noise, rps), 1),
             )
         )
     return "\n".join(lines)

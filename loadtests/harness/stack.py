@@ -208,6 +208,14 @@ class Stack:
                         found["lb balance"] = row.get("algo") or "?"
         except OSError as e:
             found["lb balance"] = f"? ({e})"
+        # HAProxy's thread count, from the stats page's header ("nbthread = 2"): one per CPU
+        # unless LB_THREADS sets it (configs/haproxy-1-thread.yml).
+        try:
+            with urllib.request.urlopen(stats.removesuffix(";csv"), timeout=5) as r:
+                threads = re.search(r"nbthread = (\d+)", r.read().decode())
+                found["lb threads"] = threads[1] if threads else "?"
+        except OSError as e:
+            found["lb threads"] = f"? ({e})"
         nginx = self.compose("exec", "-T", "web1", "nginx", "-T", check=False, timeout=60)
         upstream = re.search(r"upstream app \{(.*?)\}", nginx, re.S)
         if upstream:

@@ -154,7 +154,7 @@ def test_compare_reports_cpu_per_request_of_every_tier_and_the_whole() -> None:
     assert round(cpu["total"], 3) == round(0.1 + 0.2 + 0.5 + 0.04 + 0.04 + 0.02, 3)
     [lb_dynamic] = scenarios.select(["lb-dynamic"])
     text = compare.tables({"default": {"lb-dynamic": summary}}, ["default"], [lb_dynamic])
-    assert "CPU per request, ms (medians), lb-dynamic" in text
+    assert "CPU per request, ms, and context switches (medians), lb-dynamic" in text
     assert "| default | 0.020 | 0.100 | 0.200 | 0.500 |" in text
 
 
@@ -242,7 +242,7 @@ def test_each_repeat_is_reported_beside_the_machines_noise_during_it() -> None:
     [lb_dynamic] = scenarios.select(["lb-dynamic"])
     text = compare.tables({"default": {"lb-dynamic": summary}}, ["default"], [lb_dynamic])
     assert "Each repeat and the machine's noise during it, lb-dynamic" in text
-    assert "| default | 2 | 800 | 1.50 | 1.875 | -, - | 9.50 | - | - |" in text
+    assert "| default | 2 | 800 | 1.50 | 1.875 | -, - | 9.50 | - | - | - |" in text
 
 
 def test_a_run_waits_while_the_cores_are_slow(monkeypatch) -> None:
@@ -266,3 +266,52 @@ def test_a_run_waits_while_the_cores_are_slow(monkeypatch) -> None:
     assert slow["core_ms"] == 30.0 and slow["slow_cores"]
     [warning] = report.quiet_warnings([("lb-dynamic (wrk)", slow)])
     assert "cores were still slow before 1 of 1 runs" in warning and "30.0 ms" in warning
+
+
+def test_context_switches_are_counted_per_second_of_the_run() -> None:
+    # 45,000 switches in 10 s: 4,500 a second.
+    first = {"total": 100.0, "steal": 1.0, "iowait": 2.0, "switches": 1_000_000}
+    last = {"total": 120.0, "steal": 1.0, "iowait": 2.0, "switches": 1_045_000}
+    assert measure.noise_between(first, last, span=10.0)["switches_per_s"] == 4500.0
+    # A reading from before the harness counted switches: no figure rather than a wrong one.
+    older = {k: v for k, v in first.items() if k != "switches"}
+    assert "switches_per_s" not in measure.noise_between(older, last, span=10.0)
+    # This machine's own count is the kernel's since boot, and only grows.
+    before = measure.machine_counters()["switches"]
+    assert 0 < before <= measure.machine_counters()["switches"]
+
+
+def test_switches_per_request_need_the_reading_and_some_requests() -> None:
+    assert report.switches_per_request({"switches_per_s": 4500.0}, 1000.0) == 4.5
+    assert report.switches_per_request({"steal_pct": 0.1}, 1000.0) is None  # an older run
+    assert report.switches_per_request({"switches_per_s": 4500.0}, 0.0) is None
+    assert report.switches_per_request({"switches_per_s": 4500.0}, None) is None
+
+
+def test_every_cpu_table_shows_switches_per_request_and_a_dash_without_the_reading() -> None:
+    def measured(rps: float, noise: dict) -> dict:
+        tiers = {"lb": 0.2, "app": 1.0}
+        return run(rps, 10) | {"cpu_cores": 0.3, "cpu_by_tier": tiers, "noise": noise}
+
+    # make loadtest's CPU table: the machine's switches per second / req/s, one decimal.
+    counted = measured(1000, {"steal_pct": 0.0, "io_stall_pct": 1.0, "switches_per_s": 4500.0})
+    older = measured(500, {"steal_pct": 0.0, "io_stall_pct": 1.0})  # no reading: "-", not 0
+    results = [{"scenario": "lb-dynamic", "locust": counted}, {"scenario": "old", "locust": older}]
+    header, _, with_reading, without = report.cpu_table(results, "locust").splitlines()
+    assert header.endswith("| I/O stall % | switches per request |")
+    assert with_reading.endswith("| -, - | 0.00 | 1.0 | 4.5 |")
+    assert without.endswith("| -, - | 0.00 | 1.0 | - |")
+    # make compare: the median over the repeats (4.5, 6.5 and one without the reading).
+    repeats = [counted, measured(800, {"switches_per_s": 5200.0}), older]
+    summary = compare.summarise(repeats)
+    assert summary["switches"] == 5.5
+    assert [e["switches"] for e in summary["each"]] == [4.5, 6.5, None]
+    [lb_dynamic] = scenarios.select(["lb-dynamic"])
+    text = compare.tables({"default": {"lb-dynamic": summary}}, ["default"], [lb_dynamic])
+    assert "| configuration | generator | lb |" in text and "| total | switches |" in text
+    assert "| 1.875 | 5.5 |" in text  # the medians' row ends with the total and the switches
+    assert "| I/O stall % | switches/request |" in text
+    assert "| default | 2 | 800 | 1.50 | 1.875 | -, - | - | - | - | 6.5 |" in text
+    assert "| default | 3 | 500 | 1.50 | 3.000 | -, - | 0.00 | - | 1.0 | - |" in text
+    # A comparison of older runs alone has no median: "-" there too.
+    assert compare.summarise([older])["switches"] is None

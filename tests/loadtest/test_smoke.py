@@ -49,6 +49,8 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
     assert "- path: direct to container addresses" in text
     # The LBs' per-client limits are lifted for load tests (compose.bench.yml), and said so.
     assert "lb limits per client off" in text and "http->https redirect off" in text
+    # HAProxy's thread count, read back from its stats page: one per CPU by default.
+    assert summary["settings"]["lb threads"].isdigit(), summary["settings"]
     # The machine's description names Docker's drivers and the stack's log driver.
     machine = summary["machine"]
     for key in ("docker_storage_driver", "docker_logging_driver", "container_log_driver"):
@@ -70,6 +72,8 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
             # A core's speed before and after the run; steal and iowait during it.
             assert run["quiet"]["core_ms"] > 0 and run["noise"]["core_ms_after"] > 0, (name, run)
             assert {"steal_pct", "iowait_pct"} <= run["noise"].keys(), (name, run)
+            # Every request wakes at least one process somewhere: more switches than requests.
+            assert run["noise"]["switches_per_s"] > run["rps"], (name, run["noise"], run["rps"])
         # Each node's figures over the run, from the stack's Prometheus, charted beside the
         # report; the whole-stack scenarios moved every lb, web and app node's series.
         assert (out / f"tiers-{name}.png").read_bytes().startswith(b"\x89PNG"), name
