@@ -72,8 +72,14 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
             # A core's speed before and after the run; steal and iowait during it.
             assert run["quiet"]["core_ms"] > 0 and run["noise"]["core_ms_after"] > 0, (name, run)
             assert {"steal_pct", "iowait_pct"} <= run["noise"].keys(), (name, run)
-            # Every request wakes at least one process somewhere: more switches than requests.
-            assert run["noise"]["switches_per_s"] > run["rps"], (name, run["noise"], run["rps"])
+            # The machine's context switches were counted. A request that reaches the app wakes
+            # at least one of its threads: more switches than requests there. Not on the other
+            # scenarios: an nginx worker kept busy by keep-alive connections answers many
+            # requests per wake-up (generator-ceiling: ~70,000 req/s, fewer switches a second).
+            switches = run["noise"]["switches_per_s"]
+            assert switches > 0, (name, run["noise"])
+            if name.startswith(("app-", "web-dynamic", "lb-dynamic", "lb-messages")):
+                assert switches > run["rps"], (name, run["noise"], run["rps"])
         # Each node's figures over the run, from the stack's Prometheus, charted beside the
         # report; the whole-stack scenarios moved every lb, web and app node's series.
         assert (out / f"tiers-{name}.png").read_bytes().startswith(b"\x89PNG"), name
