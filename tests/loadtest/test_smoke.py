@@ -1,6 +1,6 @@
 """Smoke run of the load-test harness (`make test-loadtest`, part of `make test`).
 
-Every scenario for 3 seconds, each calibrated by wrk or pgbench for 3 seconds (after a 1-second
+Every scenario for 5 seconds, each calibrated by wrk or pgbench for 5 seconds (after a 1-second
 warm-up), against a stack of the harness's own (project fourtier-loadsmoke, its own ports and
 subnet), which the harness brings up and takes down itself. It checks the plumbing, not the
 performance: every report is written, every scenario made requests and none failed, the load went
