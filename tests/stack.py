@@ -139,18 +139,16 @@ def start_and_wait_healthy(stack: Stack, *services: str, timeout: float = 120.0)
     def all_healthy() -> bool:
         return all(health(service) == '"healthy"' for service in services)
 
-    start = time.monotonic()
-    while not all_healthy():
-        if time.monotonic() - start > timeout:
-            details = [
-                f"--- {service}: {health(service, '')}\n"
-                + stack.docker_compose("logs", "--tail", "60", service, check=False).stdout
-                for service in services
-                if health(service) != '"healthy"'
-            ]
-            pytest.fail(f"not healthy {timeout:.0f}s after the start:\n" + "\n".join(details))
-        time.sleep(0.5)
-    return time.monotonic() - start
+    try:
+        return wait_until(all_healthy, timeout, f"{', '.join(services)} healthy")
+    except pytest.fail.Exception:
+        details = [
+            f"--- {service}: {health(service, '')}\n"
+            + stack.docker_compose("logs", "--tail", "60", service, check=False).stdout
+            for service in services
+            if health(service) != '"healthy"'
+        ]
+        pytest.fail(f"not healthy {timeout:.0f}s after the start:\n" + "\n".join(details))
 
 
 def haproxy_command(stack: Stack, lb: str, command: str) -> str:
