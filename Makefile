@@ -128,8 +128,10 @@ test-failover: $(VENV)/.installed images ## Failover scenarios under load (kill,
 	$(TEST_ENV) $(PY) -m pytest -s tests/failover
 
 # Integration and failover tests, and the labs' proof, share one stack, started once.
+# --durations=15: the slowest tests (and their set-ups) are listed at the end, so a CI log shows
+# where the suite's time goes (it must stay under 30 minutes).
 test-stack: $(VENV)/.installed images chromium
-	$(TEST_ENV) $(PY) -m pytest -s tests/integration tests/failover tests/labs
+	$(TEST_ENV) $(PY) -m pytest -s --durations=15 tests/integration tests/failover tests/labs
 
 test: lint check-configs test-unit test-stack ## Everything: linters, config checks, unit, integration and failover tests
 
@@ -234,7 +236,7 @@ loadtest-list: $(VENV)/.installed ## List the load-test scenarios and configurat
 	$(LOAD) list
 
 test-loadtest: $(VENV)/.installed images wrk ## Smoke run of the load-test harness (5 s per scenario)
-	$(PY) -m pytest -s tests/loadtest
+	$(PY) -m pytest -s --durations=5 tests/loadtest
 
 # `make test` runs the harness's smoke run too, after the other tests.
 test: test-loadtest

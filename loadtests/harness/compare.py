@@ -32,10 +32,12 @@ from .stack import Stack, config_description
 DEFAULT_SCENARIOS = ["lb-static", "lb-dynamic", "lb-messages", "app-whoami", "app-messages"]
 # The comparison targets, on the database-bound endpoint through the whole stack: (configuration,
 # the baseline it is held against, factor of median req/s), and its p95 no worse. Each is checked
-# when both configurations are in the run.
+# when both configurations are in the run. The same 3 x at 5 ms (remote-db-5ms.yml): at 2 ms this
+# 2-core machine's CPU caps `default` below 3 x (docs/load-testing.md, "Measured").
 PAIR_TARGETS = [
     ("default", "tutorial-default", 2.5),
     ("default+remote-db", "tutorial-default+remote-db", 3.0),
+    ("default+remote-db-5ms", "tutorial-default+remote-db-5ms", 3.0),
 ]
 PAIR_SCENARIO = "lb-messages"
 # Repeats of one scenario in one configuration should agree within this (max - min) / median.

@@ -93,6 +93,14 @@ def test_compare_reports_the_spread_and_the_remote_db_target() -> None:
     assert [t["met"] for t in spreads] == [False, True]
     # The old 2.5 x target appears only when both plain configurations were run.
     assert not any(name.startswith("default >=") for name in found)
+    # The same 3 x at 5 ms: a target of its own, held only when both of its configurations ran.
+    farther = {f"{config}-5ms": runs for config, runs in summary.items()}
+    names = [t["target"] for t in compare.targets(farther, repeats=1)]
+    assert names[0] == (
+        "default+remote-db-5ms >= 3.0 x tutorial-default+remote-db-5ms on lb-messages"
+        " (req/s, medians)"
+    )
+    assert len(names) == 2  # the ratio and the p95; one repeat has no spread
 
 
 def test_the_heavy_lock_refuses_a_run_whose_own_parent_holds_it(tmp_path) -> None:
