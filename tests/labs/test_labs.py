@@ -47,19 +47,42 @@ def scratch_copy(destination: Path) -> Path:
     return destination
 
 
+class PhaseClock:
+    """Seconds spent in each phase of a lab's test, printed with its result, so that a CI log
+    shows where the labs' time goes (rebuilds, checkers' waits, load)."""
+
+    def __init__(self) -> None:
+        self.began = self.last = time.monotonic()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.laps.append((phase, now - self.last))
+        self.last = now
+
+    def total(self) -> float:
+        return self.last - self.began
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {seconds:.0f}s" for phase, seconds in self.laps)
+
+
 @pytest.mark.parametrize("number", sorted(lab_folders()))
 def test_lab_fails_at_start_and_passes_with_its_solution(
     stack: Stack, number: str, tmp_path: Path
 ) -> None:
     tree = scratch_copy(tmp_path / "tree")
     solution = load_module(ROOT / "labs" / "solutions" / f"{number}.py", f"solution{number}")
-    began = time.monotonic()
+    phases = PhaseClock()
     try:
         start(number, tree)
+        phases.lap("start")
         before = check(number, tree, wait=WAIT_AT_START)
+        phases.lap("check at start")
         assert not before.passed, f"lab {number}'s checker passes on its starting state"
 
         solution.apply(open_lab(number, tree))
+        phases.lap("solution")
         during = getattr(solution, "during_check", None)
         helper = threading.Thread(target=during, args=(open_lab(number, tree),), daemon=True)
         if during:
@@ -67,10 +90,12 @@ def test_lab_fails_at_start_and_passes_with_its_solution(
         after = check(number, tree)
         if during:
             helper.join(timeout=300)
+        phases.lap("check solved")
         assert after.passed, f"lab {number}'s checker fails with its reference solution"
     finally:
         reset(tree, rebuild_from=ROOT)
-        print(f"lab {number}: both ways in {time.monotonic() - began:.0f}s")
+        phases.lap("reset")
+        print(f"lab {number}: both ways in {phases.total():.0f}s ({phases})")
 
 
 def test_every_lab_has_a_readme_a_task_and_a_solution() -> None:
