@@ -49,22 +49,25 @@ def scratch_copy(destination: Path) -> Path:
 
 class PhaseClock:
     """Seconds spent in each phase of a lab's test, printed with its result, so that a CI log
-    shows where the labs' time goes (rebuilds, checkers' waits, load)."""
+    shows where the labs' time goes (rebuilds, checkers' waits, load). A phase is named when it
+    begins, so a phase that fails still shows its own seconds, not the next one's."""
 
     def __init__(self) -> None:
-        self.began = self.last = time.monotonic()
         self.laps: list[tuple[str, float]] = []
+        self.phase: str | None = None
+        self.since = time.monotonic()
 
-    def lap(self, phase: str) -> None:
+    def begin(self, phase: str | None) -> None:
+        """End the current phase, if any, and begin `phase` (None: end without a next one)."""
         now = time.monotonic()
-        self.laps.append((phase, now - self.last))
-        self.last = now
-
-    def total(self) -> float:
-        return self.last - self.began
+        if self.phase is not None:
+            self.laps.append((self.phase, now - self.since))
+        self.phase, self.since = phase, now
 
     def __str__(self) -> str:
-        return ", ".join(f"{phase} {seconds:.0f}s" for phase, seconds in self.laps)
+        total = sum(seconds for _, seconds in self.laps)
+        laps = ", ".join(f"{phase} {seconds:.0f}s" for phase, seconds in self.laps)
+        return f"{total:.0f}s ({laps})"
 
 
 @pytest.mark.parametrize("number", sorted(lab_folders()))
@@ -75,14 +78,15 @@ def test_lab_fails_at_start_and_passes_with_its_solution(
     solution = load_module(ROOT / "labs" / "solutions" / f"{number}.py", f"solution{number}")
     phases = PhaseClock()
     try:
+        phases.begin("start")
         start(number, tree)
-        phases.lap("start")
+        phases.begin("check at start")
         before = check(number, tree, wait=WAIT_AT_START)
-        phases.lap("check at start")
         assert not before.passed, f"lab {number}'s checker passes on its starting state"
 
+        phases.begin("solution")
         solution.apply(open_lab(number, tree))
-        phases.lap("solution")
+        phases.begin("check solved")
         during = getattr(solution, "during_check", None)
         helper = threading.Thread(target=during, args=(open_lab(number, tree),), daemon=True)
         if during:
@@ -90,12 +94,12 @@ def test_lab_fails_at_start_and_passes_with_its_solution(
         after = check(number, tree)
         if during:
             helper.join(timeout=300)
-        phases.lap("check solved")
         assert after.passed, f"lab {number}'s checker fails with its reference solution"
     finally:
+        phases.begin("reset")
         reset(tree, rebuild_from=ROOT)
-        phases.lap("reset")
-        print(f"lab {number}: both ways in {phases.total():.0f}s ({phases})")
+        phases.begin(None)
+        print(f"lab {number}: both ways in {phases}")
 
 
 def test_every_lab_has_a_readme_a_task_and_a_solution() -> None:
